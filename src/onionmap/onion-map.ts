@@ -1,0 +1,30 @@
+import type { MapEntry } from './entry.js';
+
+/** An immutable set of entries keyed by normalised domain; later layers replace earlier ones whole. */
+export class OnionMap {
+  readonly #entries: ReadonlyMap<string, MapEntry>;
+
+  constructor(entries: Iterable<MapEntry>) {
+    const byDomain = new Map<string, MapEntry>();
+    for (const entry of entries) byDomain.set(entry.domain, entry);
+    this.#entries = byDomain;
+  }
+
+  static layered(layers: Iterable<Iterable<MapEntry>>): OnionMap {
+    const all: MapEntry[] = [];
+    for (const layer of layers) all.push(...layer);
+    return new OnionMap(all);
+  }
+
+  get(domain: string): MapEntry | undefined {
+    return this.#entries.get(domain);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  entries(): MapEntry[] {
+    return [...this.#entries.values()].sort((a, b) => a.domain.localeCompare(b.domain));
+  }
+}
