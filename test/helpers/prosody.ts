@@ -390,7 +390,15 @@ function sweepStaleDirs(): void {
   }
 }
 
-const PORT_CLASH_RE = /Failed to open server port (\d+)|address already in use/i;
+const PORT_CLASH_RE = /Failed to open server port|address already in use/i;
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /** Starts a private Prosody on 127.0.0.1 and resolves once its c2s port offers STARTTLS. */
 export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> {
@@ -486,7 +494,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
           await stop();
           throw new Error(`prosody exited during start-up (code ${child.exitCode}, signal ${child.signalCode})\n${tail}`);
         }
-        if (PORT_CLASH_RE.test(tailOfFile(logPath, 200))) {
+        if (PORT_CLASH_RE.test(readLog(logPath))) {
           clash = true;
           break;
         }
@@ -502,7 +510,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
           const features = await readStreamFeatures(c2sPort, domain, { timeoutMs: Math.min(2000, remaining) });
           if (!features.includes('<starttls')) {
             lastError = `features without <starttls>: ${features.slice(0, 300)}`;
-          } else if (!logShowsOurPorts(tailOfFile(logPath, 400))) {
+          } else if (!logShowsOurPorts(readLog(logPath))) {
             // Something answered, but our Prosody has not logged binding the ports (yet):
             // it might be another test's server on a port we were too late for.
             lastError = 'the port answered before the log showed Prosody binding it';

@@ -3,10 +3,11 @@
  *
  * Behaviour checked on this machine (see also test/e2e/prosody-harness.ts):
  * - `-j HOST:PORT` overrides the connect address (no SRV lookup). Without `-t` it speaks
- *   STARTTLS and refuses to go on without it; `-t` is direct TLS. Either way the
+ *   STARTTLS (and refuses to authenticate if the server offers none); `-t` is direct TLS. Either way the
  *   certificate is checked against the JID's domain (`x509: certificate is valid for
  *   nope.test, not example.test`), never against HOST, even when HOST is an IP address
- *   listed in the certificate. It sends SNI = the JID domain.
+ *   listed in the certificate (go-xmpp sets tls.Config.ServerName to the JID domain, so
+ *   that is its SNI too).
  * - It trusts Go's system roots: SSL_CERT_FILE (one PEM file) plus SSL_CERT_DIR; both are
  *   overridden here (the CA file, and an empty folder) whatever the environment says.
  * - Options must come before the recipients: `go-sendxmpp bob@x -m FILE` takes `-m` and
@@ -20,7 +21,9 @@
  *   the kill timer here.
  * - Credentials go through a 0600 config file (`-f`), not argv, and HOME points to a
  *   temp folder so ~/.config/go-sendxmpp/sendxmpprc is never read.
- * - It honours HTTP_PROXY/http_proxy (go-xmpp dials through it): those are removed.
+ * - go-xmpp's connect() honours HTTP_PROXY/http_proxy (an HTTP CONNECT hop): removed here.
+ * - With -j it makes no DNS query and reads no resolv.conf (strace: one connect(), to
+ *   127.0.0.1; files opened: the rc file, SSL_CERT_FILE, SSL_CERT_DIR).
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   byteByByte, CLIENT_HEADER, FEATURES_PLAIN_ONLY, FEATURES_TLS, PROCEED, runTranscript, SERVER_HEADER, splitAt, STARTTLS,
   tlsHandshakeRecord, whole, type Outcome, type TranscriptStep,
@@ -265,7 +265,7 @@ const rows: Row[] = [
   },
 ];
 
-function check(t: Tap.Test, row: Row, outcome: Outcome): void {
+function check(t: Test, row: Row, outcome: Outcome): void {
   t.equal(outcome.phase, row.expect.phase, 'phase');
   t.equal(outcome.refusal, row.expect.refusal, 'refusal code');
   if (row.expect.condition) t.equal(outcome.condition, row.expect.condition, 'condition');
@@ -277,12 +277,6 @@ function check(t: Tap.Test, row: Row, outcome: Outcome): void {
   }
 }
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap {
-    type Test = import('tap').Test;
-  }
-}
 
 for (const row of rows) {
   t.test(row.name, async (t) => {
