@@ -67,12 +67,12 @@ export function readConfigFile(file: string): DaemonOptions {
 export function buildDaemonConfig(cli: DaemonOptions): DaemonConfig {
   const file = cli.config ? readConfigFile(cli.config) : {};
   const options: DaemonOptions = { ...file, ...definedOnly(cli) };
-  const listen = parseEndpoint(options.listen ?? DEFAULTS.listen, '--listen');
+  const listen = parseEndpoint(options.listen ?? DEFAULTS.listen, '--listen', { portZero: true });
   if (listen.kind !== 'tcp') throw new UsageError('--listen: expected HOST:PORT');
   if (!isLoopback(listen.host) && options.allowRemote !== true) {
     throw new UsageError(`--listen ${options.listen}: not a loopback address; anyone who can reach it could use your Tor. Add --allow-remote if you really mean it`);
   }
-  const tor: Endpoint = parseEndpoint(options.tor ?? DEFAULTS.tor, '--tor', true);
+  const tor: Endpoint = parseEndpoint(options.tor ?? DEFAULTS.tor, '--tor', { unix: true });
   const isolation = options.isolation ?? DEFAULTS.isolation;
   if (!['per-connection', 'per-domain', 'none'].includes(isolation)) {
     throw new UsageError(`--isolation: expected per-connection, per-domain or none, got "${isolation}"`);

@@ -230,8 +230,11 @@ function clientViolation(violation: XmlViolation): Refusal {
  * After `<starttls/>` the client may pipeline its TLS ClientHello (XEP-0305 style): TLS records
  * are held until the server's `<proceed/>`; anything else is command injection (CVE-2011-0411 class).
  */
-function onClientTlsBytes(state: NegotiationState, bytes: Buffer, ctx: NegotiationContext): Step {
+function onClientTlsBytes(state: NegotiationState, received: Buffer, ctx: NegotiationContext): Step {
   if (TERMINAL.has(state.phase)) return { state, actions: [] };
+  // Whitespace right after <starttls/> is still XML (go-sendxmpp sends a newline): dropped, never forwarded.
+  const bytes = state.heldBytes === 0 ? afterXmlWhitespace(received) : received;
+  if (bytes.length === 0) return { state, actions: [] };
   const walker = state.clientWalker;
   const problem = walker ? walker.check(bytes) : 'no <starttls/> before it';
   if (problem) {
@@ -307,7 +310,7 @@ function onServerElement(state: NegotiationState, element: XmlElement, trailing:
           `server ${state.domain} refused to start TLS (<failure/>); closing rather than continuing without encryption`));
       }
       if (!is(element, NS.tls, 'proceed')) break;
-      if (trailing && trailing.length > 0) return refuse(state, ctx, serverDataAfterProceed());
+      if (trailing && afterXmlWhitespace(trailing).length > 0) return refuse(state, ctx, serverDataAfterProceed());
       return {
         state: { ...state, phase: 'Relaying', held: [], heldBytes: 0 },
         actions: [
@@ -331,6 +334,13 @@ function expectation(phase: Phase): string {
     default:
       return 'before encryption was set up';
   }
+}
+
+/** RFC 6120 §11.7 allows whitespace between elements; none of it is TLS. */
+function afterXmlWhitespace(bytes: Buffer): Buffer {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  return i === 0 ? bytes : bytes.subarray(i);
 }
 
 function serverDataAfterProceed(): Refusal {

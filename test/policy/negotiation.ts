@@ -54,6 +54,21 @@ const rows: Row[] = [
     expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]) },
   },
   {
+    name: 'whitespace after <starttls/> (go-sendxmpp sends a newline) is dropped, never forwarded',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(STARTTLS + '\n'), C('\r\n'), S(PROCEED + '\n')],
+    expect: { phase: 'Relaying', toServer: UPSTREAM_HEADER + STARTTLS },
+  },
+  {
+    name: 'whitespace, then a ClientHello after <starttls/>: only the ClientHello is held',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(Buffer.concat([Buffer.from(STARTTLS + '\n'), HELLO])), S(PROCEED)],
+    expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]) },
+  },
+  {
+    name: 'client: whitespace inside the held TLS bytes is not TLS',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(Buffer.concat([Buffer.from(STARTTLS), HELLO, Buffer.from('\n')]))],
+    expect: { phase: 'Refused', refusal: 'client-data-after-starttls' },
+  },
+  {
     name: 'features never show the client anything but STARTTLS, required',
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS)],
     expect: { phase: 'AwaitStartTls', notToClient: ['mechanisms', 'PLAIN'] },

@@ -1,0 +1,77 @@
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { exited, spawnTied, terminate } from './prosody.js';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface DaemonProcess {
+  readonly child: ChildProcess;
+  /** The connect-server door's port, read from the start-up line. */
+  readonly port: number;
+  /** JSON log lines so far (stdout is not a terminal, so the daemon logs JSON). */
+  logs(): Array<Record<string, unknown>>;
+  rawLogs(): string;
+  stderr(): string;
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * The built daemon as a child process, listening on 127.0.0.1 port 0 unless `args` say
+ * otherwise; the port is read from its start-up line, so no port is guessed.
+ */
+export async function startDaemonProcess(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<DaemonProcess> {
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const child = spawnTied(process.execPath, [CLI, ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let raw = '';
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  child.stdout?.on('data', (chunk: Buffer) => {
+    raw += chunk.toString();
+    for (const wake of waiters) wake();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const logs = (): Array<Record<string, unknown>> =>
+    raw.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const line = logs().find(match);
+        if (line) {
+          done();
+          resolve(line);
+        } else if (child.exitCode !== null) {
+          done();
+          reject(new Error(`daemon exited with ${child.exitCode}: ${stderr}${raw}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no such log line within ${timeoutMs} ms; log so far:\n${raw}\nstderr: ${stderr}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        child.removeListener('exit', check);
+      };
+      waiters.add(check);
+      child.on('exit', check);
+      check();
+    });
+  const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
+  return {
+    child,
+    port: started.port as number,
+    logs,
+    rawLogs: () => raw,
+    stderr: () => stderr,
+    waitForLog,
+    stop: async () => {
+      await terminate(child);
+      return (await exited(child)).code;
+    },
+  };
+}
