@@ -43,7 +43,7 @@ export function validateOnion(raw: string): OnionResult {
   const name = lower.endsWith('.onion') ? lower.slice(0, -'.onion'.length) : lower;
   if (name.includes('.')) return { ok: false, problem: `"${raw}" has a subdomain; give the bare onion address` };
   if (name.length === V2_LENGTH) {
-    return { ok: false, problem: `"${raw}" is a v2 onion address; v2 onion services stopped working in 2021` };
+    return { ok: false, problem: `"${raw}" is a v2 onion address, and v2 onions no longer work (Tor dropped them in 2021); ask the operator for a v3 address` };
   }
   if (name.length !== V3_LENGTH) {
     return { ok: false, problem: `"${raw}" is not a v3 onion address (${name.length} characters, expected ${V3_LENGTH})` };

@@ -69,5 +69,9 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
 }
 
 function onionOnlyText(domain: string, why: string): string {
-  return `${domain} cannot be reached as an onion service (${why}), and onion-only mode forbids going through a Tor exit`;
+  return `${domain} has no usable onion service, and onion-only mode forbids going through a Tor exit. ${capitalise(why)}`;
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
