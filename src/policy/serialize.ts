@@ -27,6 +27,17 @@ export const PROCEED = `<proceed xmlns='${NS.tls}'/>`;
 /** The only features a client sees before TLS: STARTTLS, required (RFC 6120 §5.3.1). */
 export const FEATURES_STARTTLS_REQUIRED = `<stream:features><starttls xmlns='${NS.tls}'><required/></starttls></stream:features>`;
 export const STREAM_CLOSE = '</stream:stream>';
+/** How much of a server's error text is passed on. */
+export const MAX_ERROR_TEXT = 1024;
+
+/** A stream error written by us: a condition and, optionally, words (RFC 6120 §4.9.2). */
+export function streamErrorElement(condition: string, words?: { readonly text: string; readonly lang?: string }): string {
+  const text = words
+    ? `<text xmlns='${NS.streamErrors}'${words.lang ? ` xml:lang='${escapeXml(words.lang)}'` : ''}>` +
+      `${escapeXml(Array.from(words.text).slice(0, MAX_ERROR_TEXT).join(''))}</text>`
+    : '';
+  return `<stream:error><${condition} xmlns='${NS.streamErrors}'/>${text}</stream:error>`;
+}
 
 /**
  * Re-serialises a parsed element with canonical namespaces: the streams namespace as `stream:`,

@@ -43,12 +43,15 @@ export class XmlEventReader {
   #stopAtChar = -1;
   /** saxes' `position` is a string index that is only current inside its callbacks: count what was written. */
   #charsBefore = 0;
+  /** Where the last top-level element (or the stream) was closed, and the index of its event in this write. */
+  #closedAt = -1;
+  #closedEvent = -1;
 
   constructor(stopAfter: (element: XmlElement) => boolean, limits: XmlLimits = DEFAULT_XML_LIMITS) {
     this.#stopAfter = stopAfter;
     this.#limits = limits;
     const parser = this.#parser;
-    parser.on('error', (error) => this.#violate('not-well-formed', describeSaxesError(error.message)));
+    parser.on('error', (error) => this.#error(describeSaxesError(error.message)));
     parser.on('doctype', () => this.#violate('restricted-xml', 'a DOCTYPE is not allowed in XMPP (RFC 6120 §11.1)'));
     parser.on('comment', () => this.#violate('restricted-xml', 'XML comments are not allowed in XMPP (RFC 6120 §11.1)'));
     parser.on('processinginstruction', () =>
@@ -69,13 +72,14 @@ export class XmlEventReader {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#limits.maxBytes) {
       this.#done = true;
-      return [violation('limit', `more than ${this.#limits.maxBytes} bytes were sent before encryption started`)];
+      return [violation('limit', `more than ${this.#limits.maxBytes} bytes`)];
     }
     const data = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
     const complete = completeUtf8Length(data);
     const text = data.toString('utf8', 0, complete);
     this.#pending = Buffer.from(data.subarray(complete));
     this.#events = [];
+    this.#closedEvent = -1;
     this.#parser.write(text);
     const events = this.#events;
     this.#events = [];
@@ -94,6 +98,20 @@ export class XmlEventReader {
       return [violation('not-well-formed', 'the bytes are not valid UTF-8')];
     }
     return events;
+  }
+
+  /**
+   * saxes reports a mismatched end tag (`<starttls></Xtarttls>`) only after it emitted the close:
+   * an error at the very position of a close takes that element (and any stop after it) back.
+   */
+  #error(detail: string): void {
+    if (this.#closedEvent >= 0 && this.#parser.position === this.#closedAt) {
+      this.#events.splice(this.#closedEvent);
+      this.#closedEvent = -1;
+      this.#stopAtChar = -1;
+      this.#done = false;
+    }
+    this.#violate('not-well-formed', detail);
   }
 
   #violate(kind: XmlViolationKind, detail: string): void {
@@ -145,6 +163,8 @@ export class XmlEventReader {
     const element = this.#stack.pop();
     if (!element) return;
     const depth = this.#stack.length;
+    this.#closedEvent = depth <= 1 ? this.#events.length : -1;
+    this.#closedAt = this.#parser.position;
     if (depth === 0) {
       this.#events.push({ kind: 'end' });
       this.#done = true;
