@@ -4,9 +4,9 @@ import { refusal, streamErrorXml, type Refusal } from './refusal.js';
 import {
   FEATURES_STARTTLS_REQUIRED,
   PROCEED,
-  serializeElement,
   STARTTLS,
   STREAM_CLOSE,
+  streamErrorElement,
   streamHeader,
   XML_DECLARATION,
 } from './serialize.js';
@@ -56,8 +56,18 @@ export type Action =
   | { readonly type: 'refuse'; readonly refusal: Refusal; readonly toClient: string }
   | { readonly type: 'close'; readonly reason: string; readonly toClient?: string };
 
+/** A route for the stream, or a refusal in the daemon's words (e.g. the SOCKS door's `to` check). */
+export type StreamRouteDecision = Extract<RouteDecision, { ok: true }> | { readonly ok: false; readonly refusal: Refusal };
+
+/** The connect-server door: the onion map's decision, its refusals as stream errors. */
+export function streamRoute(decision: RouteDecision): StreamRouteDecision {
+  if (decision.ok) return decision;
+  const condition = decision.code === 'retired' ? 'host-gone' : decision.code === 'onion-only' ? 'policy-violation' : 'host-unknown';
+  return { ok: false, refusal: refusal(`route-${decision.code}`, condition, decision.text) };
+}
+
 export interface NegotiationContext {
-  readonly decideRoute: (domain: string) => RouteDecision;
+  readonly decideRoute: (domain: string) => StreamRouteDecision;
   /** Stream id for a header we write ourselves, when refusing before the server spoke. */
   readonly streamId: string;
   readonly maxHeldBytes: number;
@@ -78,6 +88,8 @@ export const INITIAL_STATE: NegotiationState = {
 
 const TERMINAL: ReadonlySet<Phase> = new Set(['Relaying', 'Refused', 'Closed']);
 const CLIENT_HEADER_ATTRS = ['to', 'version', 'xml:lang'] as const;
+/** RFC 5646 shape (language, then up to seven subtags): anything else in xml:lang is not forwarded. */
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,7}$/;
 const SERVER_HEADER_ATTRS = ['from', 'id', 'version', 'xml:lang'] as const;
 
 /**
@@ -104,13 +116,17 @@ export function step(state: NegotiationState, event: NegotiationEvent, ctx: Nego
       return refuse(state, ctx, event.refusal);
     case 'timeout':
       return refuse(state, ctx, event.stage === 'header'
-        ? refusal('header-timeout', 'connection-timeout', `your client did not send its stream header within ${event.seconds} seconds`)
-        : refusal('negotiation-timeout', 'connection-timeout', `encryption was not set up within ${event.seconds} seconds; closing the connection`));
+        ? refusal('header-timeout', 'connection-timeout', `your client did not send its stream header within ${seconds(event.seconds)}`)
+        : refusal('negotiation-timeout', 'connection-timeout', `encryption was not set up within ${seconds(event.seconds)}; closing the connection`));
     case 'eof':
       if (event.from === 'client') return { state: { ...state, phase: 'Closed' }, actions: [{ type: 'close', reason: 'client-closed' }] };
       return refuse(state, ctx, refusal('server-closed', 'remote-connection-failed',
         'the server closed the connection before encryption was set up'));
   }
+}
+
+function seconds(n: number): string {
+  return n === 1 ? '1 second' : `${n} seconds`;
 }
 
 function refuse(state: NegotiationState, ctx: NegotiationContext, refused: Refusal): Step {
@@ -168,11 +184,15 @@ function onClientHeader(state: NegotiationState, header: XmlElement, ctx: Negoti
   }
   const withDomain = { ...state, domain: domain.domain };
   const decision = ctx.decideRoute(domain.domain);
-  if (!decision.ok) {
-    const condition = decision.code === 'retired' ? 'host-gone' : decision.code === 'onion-only' ? 'policy-violation' : 'host-unknown';
-    return refuse(withDomain, ctx, refusal(`route-${decision.code}`, condition, decision.text));
-  }
-  const upstreamHeader = XML_DECLARATION + streamHeader({ ...header.attrs, to: domain.domain }, CLIENT_HEADER_ATTRS);
+  if (!decision.ok) return refuse(withDomain, ctx, decision.refusal);
+  // Only what the policy vouches for leaves in clear: the normalised domain, version 1.0 (the
+  // client restarts its own stream inside TLS, RFC 6120 §5.4.3.3) and a well-formed language tag.
+  const lang = header.attrs['xml:lang'];
+  const upstreamHeader = XML_DECLARATION + streamHeader({
+    to: domain.domain,
+    version: '1.0',
+    ...(lang !== undefined && LANGUAGE_TAG.test(lang) ? { 'xml:lang': lang } : {}),
+  }, CLIENT_HEADER_ATTRS);
   return {
     state: { ...withDomain, phase: 'AwaitUpstream', upstreamHeader },
     actions: [{ type: 'connect', route: decision.route, decision }],
@@ -213,7 +233,7 @@ function clientElementRefusal(element: XmlElement): Refusal {
 }
 
 function clientViolation(violation: XmlViolation): Refusal {
-  const text = `your client sent ${violationWords(violation)}; ${NOTHING_SENT}`;
+  const text = `your client sent ${violationWords(violation)} before encryption was set up; ${NOTHING_SENT}`;
   switch (violation.kind) {
     case 'restricted-xml':
       return refusal('client-restricted-xml', 'restricted-xml', text);
@@ -281,12 +301,7 @@ function onServerHeader(state: NegotiationState, header: XmlElement, ctx: Negoti
 }
 
 function onServerElement(state: NegotiationState, element: XmlElement, trailing: Buffer | undefined, ctx: NegotiationContext): Step {
-  if (is(element, NS.streams, 'error')) {
-    return {
-      state: { ...state, phase: 'Closed' },
-      actions: [{ type: 'close', reason: 'server-stream-error', toClient: serializeElement(element) + STREAM_CLOSE }],
-    };
-  }
+  if (is(element, NS.streams, 'error')) return onServerStreamError(state, element, ctx);
   switch (state.phase) {
     case 'AwaitServerFeatures':
       if (!is(element, NS.streams, 'features')) break;
@@ -323,6 +338,36 @@ function onServerElement(state: NegotiationState, element: XmlElement, trailing:
   }
   return refuse(state, ctx, refusal('server-unexpected-element', 'policy-violation',
     `server ${state.domain} sent <${element.local.slice(0, 40)}> ${expectation(state.phase)}; refusing to continue without encryption`));
+}
+
+/** RFC 6120 §4.9.3: the defined stream error conditions, the only ones passed on by name. */
+const STREAM_CONDITIONS: ReadonlySet<string> = new Set([
+  'bad-format', 'bad-namespace-prefix', 'conflict', 'connection-timeout', 'host-gone', 'host-unknown', 'improper-addressing',
+  'internal-server-error', 'invalid-from', 'invalid-namespace', 'invalid-xml', 'not-authorized', 'not-well-formed', 'policy-violation',
+  'remote-connection-failed', 'reset', 'resource-constraint', 'restricted-xml', 'system-shutdown', 'undefined-condition',
+  'unsupported-encoding', 'unsupported-feature', 'unsupported-stanza-type', 'unsupported-version',
+]);
+
+/**
+ * A server's stream error before TLS comes from an unauthenticated peer: only its condition and
+ * its text reach the client, re-written by us. `see-other-host` (§4.9.3.19) is not passed on:
+ * a client that follows it would connect to a host of the attacker's choosing, around Tor.
+ */
+function onServerStreamError(state: NegotiationState, element: XmlElement, ctx: NegotiationContext): Step {
+  const condition = element.children.find((c) => c.uri === NS.streamErrors && c.local !== 'text');
+  if (condition?.local === 'see-other-host') {
+    return refuse(state, ctx, refusal('server-see-other-host', 'policy-violation',
+      `server ${state.domain} told your client to connect to another host (see-other-host) before encryption was set up; ` +
+      'the proxy does not pass that on, since following it could leave Tor'));
+  }
+  const name = condition && STREAM_CONDITIONS.has(condition.local) ? condition.local : 'undefined-condition';
+  const text = child(element, NS.streamErrors, 'text');
+  const lang = text?.attrs['xml:lang'];
+  const words = text && text.text !== '' ? { text: text.text, ...(lang !== undefined && LANGUAGE_TAG.test(lang) ? { lang } : {}) } : undefined;
+  return {
+    state: { ...state, phase: 'Closed' },
+    actions: [{ type: 'close', reason: 'server-stream-error', toClient: streamErrorElement(name, words) + STREAM_CLOSE }],
+  };
 }
 
 function expectation(phase: Phase): string {

@@ -1,26 +1,24 @@
 import type net from 'node:net';
-import type { Logger } from 'pino';
-import type { RouteDecision } from '../onionmap/route.js';
-import type { Action, NegotiationEvent } from '../policy/negotiation.js';
+import type { Route } from '../onionmap/route.js';
+import type { Action, NegotiationEvent, StreamRouteDecision } from '../policy/negotiation.js';
 import { Negotiator } from '../policy/negotiator.js';
 import { refusal, type Refusal } from '../policy/refusal.js';
 import type { TlsRecordWalker } from '../policy/tls-records.js';
+import type { ConnectionReport } from './activity.js';
 import type { XmlLimits } from '../policy/xml-events.js';
-import type { Endpoint } from './endpoint.js';
 import { UpstreamError } from './errors.js';
 import { startRelay, type RelayCounters } from './relay.js';
-import { connectThroughTor } from './tor-connect.js';
 
 export type Isolation = 'per-connection' | 'per-domain' | 'none';
 
 export interface SessionOptions {
-  readonly tor: Endpoint;
-  readonly decideRoute: (domain: string) => RouteDecision;
-  readonly isolationKey: (domain: string) => string | undefined;
+  /** Where the stream's `to` may go: the onion map (connect-server door) or the SOCKS destination's check. */
+  readonly decideRoute: (domain: string) => StreamRouteDecision;
+  /** Opens the upstream: through Tor, or the connection the SOCKS door already made. */
+  readonly openUpstream: (route: Route, domain: string, signal: AbortSignal) => Promise<net.Socket>;
   readonly xmlLimits: XmlLimits;
   readonly headerTimeoutMs: number;
   readonly negotiationTimeoutMs: number;
-  readonly connectTimeoutMs: number;
   /** How long a refused client may take to read its stream error before the socket is destroyed. */
   readonly lingerMs: number;
 }
@@ -45,15 +43,17 @@ export class Session {
   #timer: NodeJS.Timeout | undefined;
   #closeReason: string | undefined;
   #closed = false;
-  readonly #log: Logger;
+  /** Aborted when the session ends, so a connect still under way lets go of Tor at once. */
+  readonly #abort = new AbortController();
+  readonly #report: ConnectionReport;
   readonly #options: SessionOptions;
   readonly #observer: SessionObserver;
 
-  constructor(id: number, client: net.Socket, options: SessionOptions, log: Logger, observer: SessionObserver) {
+  constructor(id: number, client: net.Socket, options: SessionOptions, report: ConnectionReport, observer: SessionObserver) {
     this.id = id;
     this.#client = client;
     this.#options = options;
-    this.#log = log;
+    this.#report = report;
     this.#observer = observer;
     this.#negotiator = new Negotiator({
       decideRoute: options.decideRoute,
@@ -70,6 +70,11 @@ export class Session {
 
   get phase(): string {
     return this.#phase;
+  }
+
+  /** Bytes the client sent before the session existed (after its SOCKS request). */
+  feed(chunk: Buffer): void {
+    if (chunk.length > 0) this.#onClientData(chunk);
   }
 
   /** Ends the session at once (daemon shutdown). */
@@ -142,8 +147,7 @@ export class Session {
   #execute(action: Action): void {
     switch (action.type) {
       case 'connect':
-        this.#log.info({ route: action.route.kind, why: action.decision.reason, status: action.decision.status }, 'routing');
-        this.#log.debug({ domain: this.#domain, note: action.decision.note }, 'route detail');
+        this.#report.routed(action.route, 'starttls', { why: action.decision.reason, status: action.decision.status }, this.#domain, action.decision.note);
         this.#connect(action);
         return;
       case 'send':
@@ -154,7 +158,6 @@ export class Session {
         return;
       case 'close':
         this.#closeReason ??= action.reason;
-        this.#log.info({ reason: action.reason }, 'closing before TLS');
         this.#endClient(action.toClient);
         return;
       case 'start-relay':
@@ -165,20 +168,13 @@ export class Session {
 
   #connect(action: Extract<Action, { type: 'connect' }>): void {
     const started = Date.now();
-    const domain = this.#domain ?? '';
-    const isolationKey = this.#options.isolationKey(domain);
-    connectThroughTor({
-      tor: this.#options.tor,
-      route: action.route,
-      timeoutMs: this.#options.connectTimeoutMs,
-      ...(isolationKey ? { isolationKey } : {}),
-    }).then(
+    this.#options.openUpstream(action.route, this.#domain ?? '', this.#abort.signal).then(
       (server) => {
         if (this.#closed || this.#phase !== 'AwaitUpstream') {
           server.destroy();
           return;
         }
-        this.#log.info({ ms: Date.now() - started }, 'upstream connected');
+        this.#report.upstreamConnected(Date.now() - started);
         this.#server = server;
         server.on('data', this.#onServerData);
         server.on('end', this.#onServerEnd);
@@ -189,6 +185,7 @@ export class Session {
         this.#dispatch({ type: 'upstream-connected' });
       },
       (error: unknown) => {
+        if (this.#closed) return;
         const upstream = error instanceof UpstreamError ? error : new UpstreamError('tor-error', 'the connection through Tor failed');
         const where = action.route.kind === 'onion' ? 'the onion service' : 'the server through a Tor exit';
         this.#dispatch({ type: 'upstream-failed', refusal: refusal(upstream.reason, 'remote-connection-failed',
@@ -199,7 +196,7 @@ export class Session {
 
   #refuse(refused: Refusal, toClient: string): void {
     this.#closeReason ??= refused.code;
-    this.#log.warn({ reason: refused.code, condition: refused.condition }, 'refused');
+    this.#report.refused(refused.code, { condition: refused.condition });
     this.#server?.destroy();
     this.#endClient(toClient);
   }
@@ -231,14 +228,14 @@ export class Session {
     client.removeListener('end', this.#onClientEnd);
     server.removeListener('data', this.#onServerData);
     server.removeListener('end', this.#onServerEnd);
-    this.#log.info({ held: clientPreamble.length }, 'TLS started');
+    this.#report.tlsStarted(clientPreamble.length);
     if (clientPreamble.length > 0) {
       this.counters.fromClient += clientPreamble.length;
       server.write(clientPreamble);
     }
     startRelay(client, server, clientWalker, this.counters, (from, problem) => {
       this.#closeReason ??= `tls-framing-${from}`;
-      this.#log.warn({ reason: `tls-framing-${from}`, problem }, 'cut: not TLS');
+      this.#report.refused(`tls-framing-${from}`, { problem }, 'cut: not TLS');
       server.destroy();
       client.destroy();
     });
@@ -247,14 +244,10 @@ export class Session {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#abort.abort();
     clearTimeout(this.#timer);
-    this.#log.info({
-      reason: this.#closeReason ?? (this.#phase === 'Relaying' ? 'done' : 'client-closed'),
-      phase: this.#phase,
-      fromClient: this.counters.fromClient,
-      fromServer: this.counters.fromServer,
-      ms: Date.now() - this.startedAt,
-    }, 'closed');
+    const reason = this.#closeReason ?? (this.#phase === 'Relaying' ? 'done' : 'client-closed');
+    this.#report.closed(reason, this.counters.fromClient, this.counters.fromServer, this.#phase);
     this.#observer.closed(this);
   }
 }

@@ -11,6 +11,8 @@ export interface TorConnectOptions {
   readonly timeoutMs: number;
   /** SOCKS username/password: Tor's IsolateSOCKSAuth gives each distinct key its own circuit. */
   readonly isolationKey?: string;
+  /** Aborted when the client is gone: the connection to Tor is dropped at once, not left to time out. */
+  readonly signal?: AbortSignal;
 }
 
 /** RFC 1928 §6 replies and Tor's extended onion replies (tor ≥ 0.4.3, `ExtendedErrors`). */
@@ -33,7 +35,11 @@ const SOCKS_REPLIES: ReadonlyMap<number, readonly [reason: string, words: string
   [0xf7, ['onion-intro-timeout', 'introduction to the onion service timed out: the service is probably down']],
 ]);
 
-export function describeSocksReply(code: number): { reason: string; words: string } {
+export function describeSocksReply(code: number, kind: Route['kind'] = 'clearnet'): { reason: string; words: string } {
+  // Tor answers 0x01 when an onion service is up but nothing listens on the port asked for.
+  if (code === 0x01 && kind === 'onion') {
+    return { reason: 'socks-general-failure', words: 'Tor could not connect to the onion service (general failure: the service may be down, or not serving this port)' };
+  }
   const known = SOCKS_REPLIES.get(code);
   if (known) return { reason: known[0], words: known[1] };
   return { reason: 'socks-unknown-reply', words: `Tor answered with an unknown SOCKS reply 0x${code.toString(16)}` };
@@ -48,9 +54,17 @@ export function newIsolationKey(): string {
  * host name (ATYP domain), so Tor resolves it; the only socket this opens is to Tor itself.
  */
 export async function connectThroughTor(options: TorConnectOptions): Promise<net.Socket> {
-  const { tor, route } = options;
-  const socket = await openTorSocket(tor, options.timeoutMs);
+  const { tor, route, signal } = options;
+  if (signal?.aborted) throw clientGone();
+  const socket = await openTorSocket(tor, options.timeoutMs, signal);
   const reply = sniffSocksReply(socket, options.isolationKey !== undefined);
+  // The socket is half-open capable, so a Tor port that hangs up only ends it and the socks
+  // library would wait for a close until the timeout: a hang-up (or the client leaving) fails now.
+  const drop = (): void => {
+    socket.destroy();
+  };
+  socket.once('end', drop);
+  signal?.addEventListener('abort', drop, { once: true });
   try {
     await SocksClient.createConnection({
       existing_socket: socket,
@@ -66,9 +80,10 @@ export async function connectThroughTor(options: TorConnectOptions): Promise<net
     });
   } catch (error) {
     socket.destroy();
+    if (signal?.aborted) throw clientGone();
     const code = reply.code();
     if (code !== undefined) {
-      const { reason, words } = describeSocksReply(code);
+      const { reason, words } = describeSocksReply(code, route.kind);
       throw new UpstreamError(reason, `${words} (SOCKS reply 0x${code.toString(16).padStart(2, '0')})`);
     }
     const message = (error as Error).message;
@@ -78,22 +93,31 @@ export async function connectThroughTor(options: TorConnectOptions): Promise<net
     throw new UpstreamError('tor-protocol', `Tor's SOCKS port at ${formatEndpoint(tor)} did not complete the SOCKS5 handshake`);
   } finally {
     reply.stop();
+    socket.removeListener('end', drop);
+    signal?.removeEventListener('abort', drop);
   }
   return socket;
 }
 
-async function openTorSocket(tor: Endpoint, timeoutMs: number): Promise<net.Socket> {
+function clientGone(): UpstreamError {
+  return new UpstreamError('client-gone', 'the client left before Tor connected');
+}
+
+async function openTorSocket(tor: Endpoint, timeoutMs: number, signal: AbortSignal | undefined): Promise<net.Socket> {
   const socket = tor.kind === 'tcp'
     ? net.connect({ host: tor.host, port: tor.port, allowHalfOpen: true, noDelay: true })
     : net.connect({ path: tor.path, allowHalfOpen: true });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new UpstreamError('tor-timeout', `Tor's SOCKS port at ${formatEndpoint(tor)} did not accept the connection in time`)), timeoutMs);
     timer.unref();
+    const abort = (): void => fail(clientGone());
     const fail = (error: Error): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
       socket.destroy();
       reject(error);
     };
+    signal?.addEventListener('abort', abort, { once: true });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       const why = error.code === 'ECONNREFUSED' ? 'connection refused'
         : error.code === 'ENOENT' ? 'no such socket'
@@ -103,6 +127,7 @@ async function openTorSocket(tor: Endpoint, timeoutMs: number): Promise<net.Sock
     });
     socket.once('connect', () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
       socket.removeAllListeners('error');
       resolve(socket);
     });
@@ -125,8 +150,11 @@ function sniffSocksReply(socket: net.Socket, offeredAuth: boolean): { code(): nu
     }
   };
   socket.prependListener('data', onData);
+  // Only what has the shape of a SOCKS5 exchange is read as a reply code (not, say, an HTTP answer).
+  const socks5 = (): boolean =>
+    seen[0] === 0x05 && (seen[1] === 0x00 || seen[1] === 0x02) && (needed === 4 || (seen[2] === 0x01 && seen[3] === 0x00)) && seen[needed - 2] === 0x05;
   return {
-    code: () => (seen.length >= needed ? seen[needed - 1] : undefined),
+    code: () => (seen.length >= needed && socks5() ? seen[needed - 1] : undefined),
     stop: () => socket.removeListener('data', onData),
   };
 }

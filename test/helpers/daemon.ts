@@ -7,7 +7,9 @@ import { DEFAULT_XML_LIMITS } from '../../src/policy/xml-events.js';
 import { ProxyServer, type ProxyConfig } from '../../src/proxy/server.js';
 
 export interface TestDaemon {
+  /** The connect-server door. */
   readonly port: number;
+  readonly socksPort: number;
   readonly proxy: ProxyServer;
   /** Every log line so far, parsed; the daemon logs at trace level in tests. */
   logs(): Array<Record<string, unknown>>;
@@ -31,8 +33,12 @@ export async function startTestDaemon(t: Test, torPort: number, entries: readonl
   });
   const log = pino({ level: 'trace', base: null }, sink);
   const config: ProxyConfig = {
-    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+    doors: [
+      { door: 'connect-server', listen: { kind: 'tcp', host: '127.0.0.1', port: 0 } },
+      { door: 'socks', listen: { kind: 'tcp', host: '127.0.0.1', port: 0 } },
+    ],
     tor: { kind: 'tcp', host: '127.0.0.1', port: torPort },
+    socksAllowOtherPorts: false,
     onionOnly: false,
     isolation: 'per-connection',
     maxConnections: 100,
@@ -46,7 +52,8 @@ export async function startTestDaemon(t: Test, torPort: number, entries: readonl
   const proxy = await ProxyServer.start(config, testMap(entries), log);
   t.teardown(() => proxy.close());
   return {
-    port: proxy.address.port,
+    port: proxy.addressOf('connect-server')!.port,
+    socksPort: proxy.addressOf('socks')!.port,
     proxy,
     logs: () => raw.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
     rawLogs: () => raw,

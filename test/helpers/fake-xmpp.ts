@@ -58,7 +58,7 @@ export function honestScript(key: string, cert: string, features = FEATURES_STAR
   };
 }
 
-export async function startFakeXmppServer(script: Script): Promise<FakeXmppServer> {
+export async function startFakeXmppServer(script: Script, port = 0): Promise<FakeXmppServer> {
   const connections: FakeConnection[] = [];
   const waiters: Array<(c: FakeConnection) => void> = [];
   const closedQueue: FakeConnection[] = [];
@@ -83,7 +83,7 @@ export async function startFakeXmppServer(script: Script): Promise<FakeXmppServe
     });
     script(socket, connection);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     connections,

@@ -89,6 +89,8 @@ export async function startSocks5Fixture(options: SocksFixtureOptions): Promise<
       upstream.removeAllListeners('error');
       upstream.on('error', () => socket.destroy());
       socket.on('error', () => upstream.destroy());
+      socket.on('close', () => upstream.destroy());
+      upstream.on('close', () => socket.destroy());
       answer(0);
       const rest = reader.rest();
       if (rest.length > 0) upstream.write(rest);

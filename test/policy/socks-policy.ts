@@ -1,0 +1,55 @@
+import t from 'tap';
+import { OnionMap } from '../../src/onionmap/onion-map.js';
+import { decideSocksRequest } from '../../src/policy/socks-policy.js';
+
+const ONION = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
+const OTHER_ONION = 'jabjabdea2eewo3gzfurscj2sjqgddptwumlxi3wur57rzf5itje2rid.onion';
+const map = new OnionMap([
+  { domain: 'example.org', onion: ONION, port: 5222, directTlsPort: 5223, status: 'active', origin: 't' },
+  { domain: 'calyx.test', host: 'jabber.calyx.test', port: 5222, status: 'no-onion', origin: 't' },
+  { domain: 'riseup.net', onion: OTHER_ONION, port: 5222, status: 'retired', note: 'riseup.net retired its XMPP service', origin: 't' },
+  { domain: 'local.test', host: '127.0.0.1', port: 15222, status: 'no-onion', origin: 't' },
+]);
+const opts = { onionOnly: false, allowOtherPorts: false };
+
+t.test('a mapped domain goes to its onion with the STARTTLS policy', async (t) => {
+  const d = decideSocksRequest(map, 'example.org', 5222, opts);
+  t.match(d, { ok: true, mode: 'starttls', route: { kind: 'onion', host: ONION, port: 5222 } });
+});
+
+t.test('the direct-TLS port selects TLS from the first byte', async (t) => {
+  t.match(decideSocksRequest(map, 'example.org', 5223, opts), { ok: true, mode: 'direct-tls', route: { host: ONION, port: 5223 } });
+  t.match(decideSocksRequest(map, 'unmapped.test', 5223, opts), { ok: true, mode: 'direct-tls', route: { kind: 'clearnet', host: 'unmapped.test', port: 5223 } });
+});
+
+t.test('a .onion destination goes through as given; an unmapped name through a Tor exit', async (t) => {
+  t.match(decideSocksRequest(map, OTHER_ONION.toUpperCase(), 5222, opts), { ok: true, route: { kind: 'onion', host: OTHER_ONION } });
+  t.match(decideSocksRequest(map, 'unmapped.test', 5222, opts), { ok: true, route: { kind: 'clearnet', host: 'unmapped.test', port: 5222 } });
+  t.match(decideSocksRequest(map, 'calyx.test', 5222, opts), { ok: true, route: { kind: 'clearnet', host: 'jabber.calyx.test' } });
+});
+
+t.test('refusals carry the RFC 1928 reply and a reason', async (t) => {
+  t.match(decideSocksRequest(map, 'example.org', 80, opts), { ok: false, reply: 2, code: 'socks-port-not-allowed' });
+  t.match(decideSocksRequest(map, 'example.org', 80, { ...opts, allowOtherPorts: true }), { ok: true, mode: 'passthrough', route: { port: 80 } });
+  t.match(decideSocksRequest(map, '203.0.113.9', 5222, opts), { ok: false, reply: 2, code: 'socks-ip-destination' });
+  t.match(decideSocksRequest(map, '127.0.0.1', 5222, opts), { ok: true, route: { host: '127.0.0.1' } }, 'an address a user map names is allowed');
+  t.match(decideSocksRequest(map, 'riseup.net', 5222, opts), { ok: false, reply: 2, code: 'route-retired', words: /retired/ });
+  t.match(decideSocksRequest(map, 'unmapped.test', 5222, { ...opts, onionOnly: true }), { ok: false, reply: 2, code: 'route-onion-only' });
+  t.match(decideSocksRequest(map, 'ijeeynrc6x2uy5ob.onion', 5222, opts), { ok: false, reply: 4, code: 'socks-bad-onion', words: /v2/ });
+  t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, reply: 4, code: 'socks-bad-destination' });
+});
+
+t.test("the stream's to must be a domain the destination serves", async (t) => {
+  const accept = (host: string, to: string): unknown => {
+    const d = decideSocksRequest(map, host, 5222, opts);
+    if (!d.ok) throw new Error('refused');
+    return d.acceptTo(to);
+  };
+  t.match(accept('example.org', 'example.org'), { ok: true });
+  t.match(accept(ONION, 'example.org'), { ok: true }, 'the mapped onion of the to');
+  t.match(accept('jabber.calyx.test', 'calyx.test'), { ok: true }, 'the mapped host of the to');
+  t.match(accept(OTHER_ONION, 'anything.test'), { ok: true }, 'an onion the client asked for itself');
+  t.match(accept('example.org', 'evil.test'), { ok: false, refusal: { code: 'socks-to-mismatch', condition: 'host-unknown' } });
+  t.match(accept('unmapped.test', 'example.org'), { ok: false, refusal: { code: 'socks-to-mismatch' } });
+  t.match(accept(OTHER_ONION, 'riseup.net'), { ok: false, refusal: { code: 'route-retired', condition: 'host-gone' } });
+});
