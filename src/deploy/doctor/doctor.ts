@@ -1,0 +1,32 @@
+import type { Endpoint } from '../../proxy/endpoint.js';
+import type { CheckLine } from '../check-line.js';
+import type { DoorAddress } from '../doors.js';
+import { checkNodeVersion } from '../node-version.js';
+import { checkDoor } from './check-door.js';
+import { checkMap } from './check-map.js';
+import { checkPidgin } from './check-pidgin.js';
+import { checkTor } from './check-tor.js';
+
+export interface DoctorOptions {
+  readonly tor: Endpoint;
+  readonly connectDoor: DoorAddress;
+  /** Undefined when the daemon's SOCKS door is off. */
+  readonly socksDoor?: DoorAddress;
+  readonly mapFile?: string;
+  readonly purpleDir: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly procRoot?: string;
+  readonly nodeVersion?: string;
+}
+
+/** Every check, in the order a user would fix things: Node.js, Tor, the doors, the map, Pidgin. */
+export async function runDoctor(options: DoctorOptions): Promise<CheckLine[]> {
+  const procRoot = options.procRoot !== undefined ? { procRoot: options.procRoot } : {};
+  const lines: CheckLine[] = [checkNodeVersion(options.nodeVersion), await checkTor(options.tor, options.socksDoor)];
+  lines.push(await checkDoor(options.connectDoor, { ...procRoot, flag: '--listen' }));
+  if (options.socksDoor) lines.push(await checkDoor(options.socksDoor, { ...procRoot, flag: '--socks' }));
+  else lines.push({ status: 'skip', text: 'the SOCKS door is off (no --socks): only the connect-server door is checked' });
+  lines.push(checkMap(options.mapFile, options.env));
+  lines.push(...checkPidgin(options.purpleDir, options.connectDoor, options.socksDoor));
+  return lines;
+}
