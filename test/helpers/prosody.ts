@@ -42,6 +42,8 @@ export interface ProsodyOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Bound on the start-up wait. Default 20 s. */
   startTimeoutMs?: number;
+  /** Listen on these ports (e.g. an onion service's targets) instead of free ones. */
+  ports?: { c2s: number; directTls?: number };
 }
 
 export interface Prosody {
@@ -427,7 +429,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
     // in parallel): Prosody then logs "Failed to open server port" and carries on. Detect
     // that and start again with fresh ports, a few times.
     for (let attempt = 1; ; attempt++) {
-      const [c2sPort, directPort] = await freePorts(opts.directTls ? 2 : 1);
+      const [c2sPort, directPort] = opts.ports ? [opts.ports.c2s, opts.ports.directTls] : await freePorts(opts.directTls ? 2 : 1);
       if (c2sPort === undefined) throw new Error('freePorts returned nothing');
       const directTlsPort = opts.directTls ? directPort : undefined;
       await writeFile(
