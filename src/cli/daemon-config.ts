@@ -1,15 +1,20 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { DEFAULT_XML_LIMITS } from '../policy/xml-events.js';
 import { isLoopback, parseEndpoint, type Endpoint } from '../proxy/endpoint.js';
+import { resolveMapLayers, type MapLayer } from '../onionmap/map-layers.js';
 import { UsageError } from '../proxy/errors.js';
-import type { ProxyConfig } from '../proxy/server.js';
+import type { DoorConfig, ProxyConfig } from '../proxy/server.js';
 import type { Isolation } from '../proxy/session.js';
+import { defaultControlPath, MAX_SOCKET_PATH_BYTES } from '../control/socket-path.js';
 import { LOG_LEVELS } from './logger.js';
 
 /** Options as typed on the command line or written in a --config JSON file (same names, camelCase). */
 export interface DaemonOptions {
   listen?: string;
+  socks?: string;
+  socksAllowOtherPorts?: boolean;
   allowRemote?: boolean;
   tor?: string;
   map?: string;
@@ -21,6 +26,8 @@ export interface DaemonOptions {
   connectTimeout?: string | number;
   preTlsBytes?: string | number;
   logLevel?: string;
+  /** The control socket's path, or false for none (--no-control). */
+  control?: string | false;
   config?: string;
 }
 
@@ -38,13 +45,16 @@ export const DEFAULTS = {
 
 export interface DaemonConfig {
   readonly proxy: ProxyConfig;
-  readonly mapFiles: readonly string[];
+  /** System file, user file, then --map: read again on every SIGHUP. */
+  readonly mapLayers: readonly MapLayer[];
   readonly logLevel: LevelWithSilent;
+  /** The control socket; undefined with --no-control, or when there is no runtime folder to put it in. */
+  readonly control: string | undefined;
 }
 
 const CONFIG_KEYS = new Set<string>([
-  'listen', 'allowRemote', 'tor', 'map', 'onionOnly', 'isolation', 'maxConnections', 'headerTimeout',
-  'negotiationTimeout', 'connectTimeout', 'preTlsBytes', 'logLevel',
+  'listen', 'socks', 'socksAllowOtherPorts', 'allowRemote', 'tor', 'map', 'onionOnly', 'isolation', 'maxConnections', 'headerTimeout',
+  'negotiationTimeout', 'connectTimeout', 'preTlsBytes', 'logLevel', 'control',
 ]);
 
 export function readConfigFile(file: string): DaemonOptions {
@@ -64,14 +74,14 @@ export function readConfigFile(file: string): DaemonOptions {
 }
 
 /** Command-line options over the --config file over the defaults; every value checked here. */
-export function buildDaemonConfig(cli: DaemonOptions): DaemonConfig {
+export function buildDaemonConfig(
+  cli: DaemonOptions,
+  env: NodeJS.ProcessEnv = process.env,
+  inherited: ReadonlyMap<string, number> = new Map(),
+): DaemonConfig {
   const file = cli.config ? readConfigFile(cli.config) : {};
   const options: DaemonOptions = { ...file, ...definedOnly(cli) };
-  const listen = parseEndpoint(options.listen ?? DEFAULTS.listen, '--listen', { portZero: true });
-  if (listen.kind !== 'tcp') throw new UsageError('--listen: expected HOST:PORT');
-  if (!isLoopback(listen.host) && options.allowRemote !== true) {
-    throw new UsageError(`--listen ${options.listen}: not a loopback address; anyone who can reach it could use your Tor. Add --allow-remote if you really mean it`);
-  }
+  const doors = frontDoors(options, inherited);
   const tor: Endpoint = parseEndpoint(options.tor ?? DEFAULTS.tor, '--tor', { unix: true });
   const isolation = options.isolation ?? DEFAULTS.isolation;
   if (!['per-connection', 'per-domain', 'none'].includes(isolation)) {
@@ -83,8 +93,9 @@ export function buildDaemonConfig(cli: DaemonOptions): DaemonConfig {
   }
   return {
     proxy: {
-      listen,
+      doors,
       tor,
+      socksAllowOtherPorts: options.socksAllowOtherPorts === true,
       onionOnly: options.onionOnly === true,
       isolation: isolation as Isolation,
       maxConnections: whole(options.maxConnections ?? DEFAULTS.maxConnections, '--max-connections', 1, 1_000_000),
@@ -94,9 +105,21 @@ export function buildDaemonConfig(cli: DaemonOptions): DaemonConfig {
       connectTimeoutMs: 1000 * whole(options.connectTimeout ?? DEFAULTS.connectTimeout, '--connect-timeout', 1, 3600),
       lingerMs: 2000,
     },
-    mapFiles: options.map ? [options.map] : [],
+    mapLayers: resolveMapLayers({ mapFile: options.map, env }),
     logLevel: logLevel as LevelWithSilent,
+    control: controlSocket(options.control, env),
   };
+}
+
+function controlSocket(value: unknown, env: NodeJS.ProcessEnv): string | undefined {
+  if (value === false) return undefined;
+  if (value === undefined) return defaultControlPath(env);
+  if (typeof value !== 'string' || value === '') throw new UsageError('--control: expected the path of a Unix socket (or false in --config for none)');
+  const file = path.resolve(value);
+  if (Buffer.byteLength(file) > MAX_SOCKET_PATH_BYTES) {
+    throw new UsageError(`--control ${file}: longer than ${MAX_SOCKET_PATH_BYTES} bytes, the most a Unix socket path can have`);
+  }
+  return file;
 }
 
 function whole(value: string | number, flag: string, min: number, max: number): number {
@@ -107,4 +130,33 @@ function whole(value: string | number, flag: string, min: number, max: number): 
 
 function definedOnly(options: DaemonOptions): DaemonOptions {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as DaemonOptions;
+}
+
+/**
+ * Listening sockets inherited from systemd (named connect-server and socks) win over --listen
+ * and --socks; otherwise the connect-server door on --listen and, if given, the SOCKS door.
+ */
+function frontDoors(options: DaemonOptions, inherited: ReadonlyMap<string, number>): DoorConfig[] {
+  if (inherited.size > 0) {
+    const doors: DoorConfig[] = [];
+    for (const [name, fd] of inherited) {
+      if (name !== 'connect-server' && name !== 'socks') {
+        throw new UsageError(`systemd passed a socket named "${name}"; name them connect-server or socks (FileDescriptorName=)`);
+      }
+      doors.push({ door: name, listen: { kind: 'fd', fd } });
+    }
+    return doors;
+  }
+  const doors: DoorConfig[] = [{ door: 'connect-server', listen: loopbackListener(options.listen ?? DEFAULTS.listen, '--listen', options.allowRemote === true) }];
+  if (options.socks !== undefined) doors.push({ door: 'socks', listen: loopbackListener(options.socks, '--socks', options.allowRemote === true) });
+  return doors;
+}
+
+function loopbackListener(text: string, flag: string, allowRemote: boolean): Extract<Endpoint, { kind: 'tcp' }> {
+  const endpoint = parseEndpoint(text, flag, { portZero: true });
+  if (endpoint.kind !== 'tcp') throw new UsageError(`${flag}: expected HOST:PORT`);
+  if (!isLoopback(endpoint.host) && !allowRemote) {
+    throw new UsageError(`${flag} ${text}: not a loopback address; anyone who can reach it could use your Tor. Add --allow-remote if you really mean it`);
+  }
+  return endpoint;
 }

@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../proxy/errors.js';
+import { addControlCommands } from './control-commands.js';
 import { buildDaemonConfig, DEFAULTS, type DaemonOptions } from './daemon-config.js';
+import { addDeployCommands } from './deploy-commands.js';
 import { EXIT } from './exit-codes.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -12,7 +14,9 @@ export function buildProgram(): Command {
     .description('Loopback XMPP proxy: routes through Tor (to onion services where known) and refuses every stream that does not negotiate STARTTLS.')
     .version(version, '-V, --version')
     .option('--listen <host:port>', `connect-server door (loopback only) [${DEFAULTS.listen}]`)
-    .option('--allow-remote', 'allow a non-loopback --listen address')
+    .option('--socks <host:port>', 'SOCKS5 door (loopback only; off unless given; e.g. 127.0.0.1:9055)')
+    .option('--socks-allow-other-ports', 'at the SOCKS door, pass ports other than XMPP\'s through Tor untouched')
+    .option('--allow-remote', 'allow a non-loopback --listen or --socks address')
     .option('--tor <host:port|unix:path>', `Tor's SOCKS5 port [${DEFAULTS.tor}]`)
     .option('--map <file>', 'JSON map of routes layered over the bundled map')
     .option('--onion-only', 'refuse domains that have no onion service instead of using a Tor exit')
@@ -23,12 +27,30 @@ export function buildProgram(): Command {
     .option('--connect-timeout <seconds>', `time for Tor to connect (onions can take long) [${DEFAULTS.connectTimeout}]`)
     .option('--pre-tls-bytes <n>', `bytes each side may send before TLS [${DEFAULTS.preTlsBytes}]`)
     .option('--log-level <level>', `fatal, error, warn, info, debug, trace or silent [${DEFAULTS.logLevel}]`)
+    .option('--control <path>', 'control socket for status, monitor and reload [$RUNTIME_DIRECTORY/control.sock under systemd, else $XDG_RUNTIME_DIR/xmpp-onion-proxy/control.sock]')
+    .option('--no-control', 'no control socket')
     .option('--config <file>', 'JSON file with any of these options (camelCase names)')
     .action(async (options: DaemonOptions) => {
-      const config = buildDaemonConfig(options);
+      const { takeInheritedListeners } = await import('../proxy/socket-activation.js');
+      const config = buildDaemonConfig(options, process.env, takeInheritedListeners());
       const { runDaemon } = await import('./run-daemon.js');
       process.exitCode = await runDaemon(config);
     });
+  // Everything after `onionmap` goes to its own module, loaded only then: the daemon starts without it.
+  program.enablePositionalOptions();
+  program.command('onionmap')
+    .description('list, look up, verify, import and check the onion map (see onionmap --help)')
+    .argument('[args...]')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .action(async (args: string[]) => {
+      const { runOnionmap } = await import('./onionmap-command.js');
+      await runOnionmap(args);
+    });
+  addDeployCommands(program);
+  addControlCommands(program);
   program.exitOverride();
   return program;
 }

@@ -8,6 +8,8 @@ export interface DaemonProcess {
   readonly child: ChildProcess;
   /** The connect-server door's port, read from the start-up line. */
   readonly port: number;
+  /** The SOCKS door's port, when --socks was given. */
+  readonly socksPort: number | undefined;
   /** JSON log lines so far (stdout is not a terminal, so the daemon logs JSON). */
   logs(): Array<Record<string, unknown>>;
   rawLogs(): string;
@@ -21,9 +23,11 @@ export interface DaemonProcess {
  * The built daemon as a child process, listening on 127.0.0.1 port 0 unless `args` say
  * otherwise; the port is read from its start-up line, so no port is guessed.
  */
-export async function startDaemonProcess(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<DaemonProcess> {
+export async function startDaemonProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
-  const child = spawnTied(process.execPath, [CLI, ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // No test daemon reads the machine's own /etc or ~ map files.
+  const isolated = { ...process.env, XMPP_ONION_PROXY_SYSTEM_MAP: '', XMPP_ONION_PROXY_USER_MAP: '', XDG_RUNTIME_DIR: '', ...env };
+  const child = spawnTied(process.execPath, [CLI, ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: isolated });
   let raw = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -65,6 +69,7 @@ export async function startDaemonProcess(args: readonly string[], env: NodeJS.Pr
   return {
     child,
     port: started.port as number,
+    socksPort: started.socksPort as number | undefined,
     logs,
     rawLogs: () => raw,
     stderr: () => stderr,
