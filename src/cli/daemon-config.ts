@@ -8,6 +8,7 @@ import { UsageError } from '../proxy/errors.js';
 import type { DoorConfig, ProxyConfig } from '../proxy/server.js';
 import type { Isolation } from '../proxy/session.js';
 import { defaultControlPath, MAX_SOCKET_PATH_BYTES } from '../control/socket-path.js';
+import { defaultMaxConnections } from './fd-limit.js';
 import { LOG_LEVELS } from './logger.js';
 
 /** Options as typed on the command line or written in a --config JSON file (same names, camelCase). */
@@ -35,7 +36,6 @@ export const DEFAULTS = {
   listen: '127.0.0.1:5222',
   tor: '127.0.0.1:9050',
   isolation: 'per-connection',
-  maxConnections: 4096,
   headerTimeout: 20,
   negotiationTimeout: 180,
   connectTimeout: 120,
@@ -98,7 +98,7 @@ export function buildDaemonConfig(
       socksAllowOtherPorts: options.socksAllowOtherPorts === true,
       onionOnly: options.onionOnly === true,
       isolation: isolation as Isolation,
-      maxConnections: whole(options.maxConnections ?? DEFAULTS.maxConnections, '--max-connections', 1, 1_000_000),
+      maxConnections: whole(options.maxConnections ?? defaultMaxConnections(), '--max-connections', 1, 1_000_000),
       xmlLimits: { ...DEFAULT_XML_LIMITS, maxBytes: whole(options.preTlsBytes ?? DEFAULTS.preTlsBytes, '--pre-tls-bytes', 1024, 1 << 24) },
       headerTimeoutMs: 1000 * whole(options.headerTimeout ?? DEFAULTS.headerTimeout, '--header-timeout', 1, 3600),
       negotiationTimeoutMs: 1000 * whole(options.negotiationTimeout ?? DEFAULTS.negotiationTimeout, '--negotiation-timeout', 1, 3600),

@@ -13,7 +13,11 @@ export const MAX_RECORD_LENGTH = 2 ** 14 + 2048;
  */
 export class TlsRecordWalker {
   #bodyLeft = 0;
-  #header = Buffer.alloc(HEADER_LENGTH);
+  /** A record header split across chunks, byte by byte (no Buffer per direction). */
+  #h0 = 0;
+  #h1 = 0;
+  #h2 = 0;
+  #h3 = 0;
   #headerFill = 0;
   #records = 0;
   #failed: string | undefined;
@@ -44,29 +48,38 @@ export class TlsRecordWalker {
         offset += HEADER_LENGTH;
         continue;
       }
-      const take = Math.min(HEADER_LENGTH - this.#headerFill, length - offset);
-      chunk.copy(this.#header, this.#headerFill, offset, offset + take);
-      this.#headerFill += take;
-      offset += take;
-      if (this.#headerFill === HEADER_LENGTH) {
-        this.#headerFill = 0;
-        const h = this.#header;
-        const problem = this.#record(h[0]!, h[1]!, h[2]!, h.readUInt16BE(3));
-        if (problem) return (this.#failed = problem);
-      } else {
-        const problem = this.#partialHeader();
-        if (problem) return (this.#failed = problem);
+      const byte = chunk[offset++]!;
+      switch (this.#headerFill++) {
+        case 0:
+          this.#h0 = byte;
+          break;
+        case 1:
+          this.#h1 = byte;
+          break;
+        case 2:
+          this.#h2 = byte;
+          break;
+        case 3:
+          this.#h3 = byte;
+          break;
+        default: {
+          this.#headerFill = 0;
+          const problem = this.#record(this.#h0, this.#h1, this.#h2, (this.#h3 << 8) | byte);
+          if (problem) return (this.#failed = problem);
+          continue;
+        }
       }
+      const problem = this.#partialHeader();
+      if (problem) return (this.#failed = problem);
     }
     return undefined;
   }
 
   /** Checks a header as soon as its first bytes are in, so plaintext is refused without waiting for 5 bytes. */
   #partialHeader(): string | undefined {
-    const type = this.#header[0]!;
-    const typeProblem = this.#typeProblem(type);
+    const typeProblem = this.#typeProblem(this.#h0);
     if (typeProblem) return typeProblem;
-    if (this.#headerFill >= 2 && this.#header[1] !== 3) return describe(type, this.#header[1]!);
+    if (this.#headerFill >= 2 && this.#h1 !== 3) return describe(this.#h0, this.#h1);
     return undefined;
   }
 

@@ -48,6 +48,7 @@ export class Activity extends EventEmitter<{ event: [ActivityEvent] }> {
     return n;
   }
 
+  /** `log` is the root logger: each line carries `conn`, without a child logger per connection. */
   report(id: number, door: DoorKind, log: Logger): ConnectionReport {
     return new ConnectionReport(this, { id, door, startedAt: Date.now(), state: 'negotiating' }, log);
   }
@@ -58,7 +59,8 @@ export class Activity extends EventEmitter<{ event: [ActivityEvent] }> {
 }
 
 /**
- * One connection's lifecycle points, each logged once and counted once. Domains go only to the
+ * One connection's lifecycle points, each logged once and counted once. At info level a
+ * connection is one line, when it closes (the lifecycle lines are debug: logging is not free). Domains go only to the
  * debug log and to the live view (where they stay hidden unless a subscriber asks).
  */
 export class ConnectionReport {
@@ -80,7 +82,7 @@ export class ConnectionReport {
   accepted(): void {
     this.#activity.counters.accepted++;
     this.#activity.connections.set(this.#info.id, this.#info);
-    this.#log.info({ door: this.#info.door }, 'accepted');
+    this.#log.debug({ conn: this.#info.id, door: this.#info.door }, 'accepted');
     this.#activity.emitEvent({ type: 'accepted', id: this.#info.id, door: this.#info.door });
   }
 
@@ -88,18 +90,18 @@ export class ConnectionReport {
     this.#info.route = route.kind;
     this.#info.mode = mode;
     if (domain) this.#info.domain = domain;
-    this.#log.info({ route: route.kind, mode, ...detail }, 'routing');
-    this.#log.debug({ domain, host: route.host, port: route.port, note }, 'route detail');
+    this.#log.debug({ conn: this.#info.id, route: route.kind, mode, ...detail }, 'routing');
+    this.#log.debug({ conn: this.#info.id, domain, host: route.host, port: route.port, note }, 'route detail');
     this.#activity.emitEvent({ type: 'routed', id: this.#info.id, route: route.kind, mode, ...(domain ? { domain } : {}) });
   }
 
   upstreamConnected(ms: number): void {
-    this.#log.info({ ms }, 'upstream connected');
+    this.#log.debug({ conn: this.#info.id, ms }, 'upstream connected');
   }
 
   tlsStarted(held: number): void {
     this.#info.state = 'relaying';
-    this.#log.info({ held }, 'TLS started');
+    this.#log.debug({ conn: this.#info.id, held }, 'TLS started');
     this.#activity.emitEvent({ type: 'tls-started', id: this.#info.id });
   }
 
@@ -110,7 +112,7 @@ export class ConnectionReport {
     this.#info.state = 'closing';
     const refused = this.#activity.counters.refused;
     refused[reason] = (refused[reason] ?? 0) + 1;
-    this.#log.warn({ reason, ...detail }, message);
+    this.#log.warn({ conn: this.#info.id, reason, ...detail }, message);
     this.#activity.emitEvent({ type: 'refused', id: this.#info.id, reason });
   }
 
@@ -120,7 +122,8 @@ export class ConnectionReport {
     counters.bytesFromClient += fromClient;
     counters.bytesFromServer += fromServer;
     this.#activity.connections.delete(this.#info.id);
-    this.#log.info({ reason, phase, fromClient, fromServer, ms }, 'closed');
+    const { id, door, route, mode } = this.#info;
+    this.#log.info({ conn: id, door, route, mode, reason, phase, fromClient, fromServer, ms }, 'closed');
     this.#activity.emitEvent({ type: 'closed', id: this.#info.id, reason, fromClient, fromServer, ms });
   }
 }

@@ -8,6 +8,20 @@ export interface RelayCounters {
 
 export type FramingFailure = (from: 'client' | 'server', problem: string) => void;
 
+/** One direction's state, kept on its source socket so the handlers below are shared, not per connection. */
+interface Pump {
+  readonly target: net.Socket;
+  readonly walker: TlsRecordWalker;
+  readonly counters: RelayCounters;
+  readonly from: 'client' | 'server';
+  readonly fail: FramingFailure;
+}
+
+const kPump = Symbol('xop.pump');
+const kDrainSource = Symbol('xop.drainSource');
+type Source = net.Socket & { [kPump]?: Pump };
+type Target = net.Socket & { [kDrainSource]?: net.Socket };
+
 /**
  * After `<proceed/>`: both directions piped with backpressure, each chunk's record headers
  * checked by a TlsRecordWalker before it is written (the chunk itself is passed untouched).
@@ -20,26 +34,34 @@ export function startRelay(
   counters: RelayCounters,
   onFramingFailure: FramingFailure,
 ): void {
-  pump(client, server, clientWalker, (n) => (counters.fromClient += n), (problem) => onFramingFailure('client', problem));
-  pump(server, client, new TlsRecordWalker(), (n) => (counters.fromServer += n), (problem) => onFramingFailure('server', problem));
+  pump(client, server, { target: server, walker: clientWalker, counters, from: 'client', fail: onFramingFailure });
+  pump(server, client, { target: client, walker: new TlsRecordWalker(), counters, from: 'server', fail: onFramingFailure });
 }
 
-function pump(
-  source: net.Socket,
-  target: net.Socket,
-  walker: TlsRecordWalker,
-  count: (n: number) => void,
-  fail: (problem: string) => void,
-): void {
-  source.on('data', (chunk: Buffer) => {
-    const problem = walker.check(chunk);
-    if (problem !== undefined) {
-      fail(problem);
-      return;
-    }
-    count(chunk.length);
-    if (!target.write(chunk)) source.pause();
-  });
-  target.on('drain', () => source.resume());
-  source.on('end', () => target.end());
+function pump(source: Source, target: Target, state: Pump): void {
+  source[kPump] = state;
+  target[kDrainSource] = source;
+  source.on('data', onData);
+  source.on('end', onEnd);
+  target.on('drain', onDrain);
+}
+
+function onData(this: Source, chunk: Buffer): void {
+  const state = this[kPump]!;
+  const problem = state.walker.check(chunk);
+  if (problem !== undefined) {
+    state.fail(state.from, problem);
+    return;
+  }
+  if (state.from === 'client') state.counters.fromClient += chunk.length;
+  else state.counters.fromServer += chunk.length;
+  if (!state.target.write(chunk)) this.pause();
+}
+
+function onEnd(this: Source): void {
+  this[kPump]!.target.end();
+}
+
+function onDrain(this: Target): void {
+  this[kDrainSource]!.resume();
 }

@@ -164,7 +164,7 @@ export class ProxyServer {
   #accept(door: DoorKind, socket: net.Socket): void {
     const id = this.#nextId;
     this.#nextId = (this.#nextId % Number.MAX_SAFE_INTEGER) + 1;
-    const report = this.activity.report(id, door, this.#log.child({ conn: id }));
+    const report = this.activity.report(id, door, this.#log);
     socket.on('error', () => {});
     socket.setNoDelay(true);
     if (this.#connections.size >= this.#config.maxConnections) {

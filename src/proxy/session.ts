@@ -29,6 +29,8 @@ export interface SessionObserver {
 }
 
 const MAX_HELD_TLS_BYTES = 32 * 1024;
+/** One reason for every ended session: `abort()` without one builds an error with a stack each time. */
+const SESSION_ENDED = new Error('session ended');
 
 /** One client connection: negotiation through the policy, then the TLS relay. */
 export class Session {
@@ -244,7 +246,7 @@ export class Session {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#abort.abort();
+    this.#abort.abort(SESSION_ENDED);
     clearTimeout(this.#timer);
     const reason = this.#closeReason ?? (this.#phase === 'Relaying' ? 'done' : 'client-closed');
     this.#report.closed(reason, this.counters.fromClient, this.counters.fromServer, this.#phase);

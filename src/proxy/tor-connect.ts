@@ -1,9 +1,9 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { SocksClient } from 'socks';
 import type { Route } from '../onionmap/route.js';
 import { formatEndpoint, type Endpoint } from './endpoint.js';
 import { UpstreamError } from './errors.js';
+import { socks5Handshake } from './socks5-client.js';
 
 export interface TorConnectOptions {
   readonly tor: Endpoint;
@@ -57,46 +57,25 @@ export async function connectThroughTor(options: TorConnectOptions): Promise<net
   const { tor, route, signal } = options;
   if (signal?.aborted) throw clientGone();
   const socket = await openTorSocket(tor, options.timeoutMs, signal);
-  const reply = sniffSocksReply(socket, options.isolationKey !== undefined);
-  // The socket is half-open capable, so a Tor port that hangs up only ends it and the socks
-  // library would wait for a close until the timeout: a hang-up (or the client leaving) fails now.
-  const drop = (): void => {
-    socket.destroy();
-  };
-  socket.once('end', drop);
-  signal?.addEventListener('abort', drop, { once: true });
-  try {
-    await SocksClient.createConnection({
-      existing_socket: socket,
-      proxy: {
-        host: tor.kind === 'tcp' ? tor.host : '127.0.0.1',
-        port: tor.kind === 'tcp' ? tor.port : 9050,
-        type: 5,
-        ...(options.isolationKey ? { userId: 'xmpp-onion-proxy', password: options.isolationKey } : {}),
-      },
-      command: 'connect',
-      destination: { host: route.host, port: route.port },
-      timeout: options.timeoutMs,
-    });
-  } catch (error) {
-    socket.destroy();
-    if (signal?.aborted) throw clientGone();
-    const code = reply.code();
-    if (code !== undefined) {
-      const { reason, words } = describeSocksReply(code, route.kind);
-      throw new UpstreamError(reason, `${words} (SOCKS reply 0x${code.toString(16).padStart(2, '0')})`);
-    }
-    const message = (error as Error).message;
-    if (/timed out/i.test(message)) {
-      throw new UpstreamError('tor-timeout', `Tor did not connect within ${Math.round(options.timeoutMs / 1000)} seconds`);
-    }
-    throw new UpstreamError('tor-protocol', `Tor's SOCKS port at ${formatEndpoint(tor)} did not complete the SOCKS5 handshake`);
-  } finally {
-    reply.stop();
-    socket.removeListener('end', drop);
-    signal?.removeEventListener('abort', drop);
+  const credentials = options.isolationKey ? { username: 'xmpp-onion-proxy', password: options.isolationKey } : undefined;
+  const outcome = await socks5Handshake(socket, route, credentials, options.timeoutMs, signal);
+  if (outcome.ok) {
+    if (outcome.rest.length > 0) socket.unshift(outcome.rest);
+    return socket;
   }
-  return socket;
+  socket.destroy();
+  switch (outcome.why) {
+    case 'aborted':
+      throw clientGone();
+    case 'reply': {
+      const { reason, words } = describeSocksReply(outcome.code, route.kind);
+      throw new UpstreamError(reason, `${words} (SOCKS reply 0x${outcome.code.toString(16).padStart(2, '0')})`);
+    }
+    case 'timeout':
+      throw new UpstreamError('tor-timeout', `Tor did not connect within ${seconds(options.timeoutMs)}`);
+    default:
+      throw new UpstreamError('tor-protocol', `Tor's SOCKS port at ${formatEndpoint(tor)} did not complete the SOCKS5 handshake`);
+  }
 }
 
 function clientGone(): UpstreamError {
@@ -119,6 +98,10 @@ async function openTorSocket(tor: Endpoint, timeoutMs: number, signal: AbortSign
     };
     signal?.addEventListener('abort', abort, { once: true });
     socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+        fail(new UpstreamError('proxy-out-of-descriptors', 'the proxy has run out of file descriptors (lower --max-connections or raise its limit)'));
+        return;
+      }
       const why = error.code === 'ECONNREFUSED' ? 'connection refused'
         : error.code === 'ENOENT' ? 'no such socket'
         : error.code === 'EACCES' ? 'permission denied'
@@ -134,27 +117,7 @@ async function openTorSocket(tor: Endpoint, timeoutMs: number, signal: AbortSign
   });
 }
 
-/**
- * The `socks` package reports a refused CONNECT by name and has no names for Tor's extended
- * codes (0xF0–0xF7), so the reply byte is read here, beside it: method choice (2 bytes),
- * the username/password answer when offered (2 bytes), then the CONNECT reply's second byte.
- */
-function sniffSocksReply(socket: net.Socket, offeredAuth: boolean): { code(): number | undefined; stop(): void } {
-  const seen: number[] = [];
-  let needed = 4;
-  const onData = (chunk: Buffer): void => {
-    for (const byte of chunk) {
-      if (seen.length >= needed) break;
-      seen.push(byte);
-      if (seen.length === 2 && offeredAuth && seen[1] === 0x02) needed = 6;
-    }
-  };
-  socket.prependListener('data', onData);
-  // Only what has the shape of a SOCKS5 exchange is read as a reply code (not, say, an HTTP answer).
-  const socks5 = (): boolean =>
-    seen[0] === 0x05 && (seen[1] === 0x00 || seen[1] === 0x02) && (needed === 4 || (seen[2] === 0x01 && seen[3] === 0x00)) && seen[needed - 2] === 0x05;
-  return {
-    code: () => (seen.length >= needed && socks5() ? seen[needed - 1] : undefined),
-    stop: () => socket.removeListener('data', onData),
-  };
+function seconds(ms: number): string {
+  const n = Math.round(ms / 1000);
+  return n === 1 ? '1 second' : `${n} seconds`;
 }

@@ -45,7 +45,7 @@ t.before(async () => {
   // An attacker's server behind an onion: it strips STARTTLS and offers PLAIN.
   const fake = await startFakeXmppServer((socket) => socket.once('data', () => socket.write(SERVER_HEADER + FEATURES_PLAIN_ONLY)), await claimTarget(t, tor, 'fake1'));
   t.teardown(() => fake.close());
-  daemon = await startDaemonProcess(['--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.socksPort}`, '--map', mapFile, '--connect-timeout', '60']);
+  daemon = await startDaemonProcess(['--log-level', 'debug', '--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.socksPort}`, '--map', mapFile, '--connect-timeout', '60']);
   t.teardown(() => daemon.stop());
 });
 
@@ -108,14 +108,14 @@ t.test('a server behind an onion that strips STARTTLS is refused as before', asy
 });
 
 t.test('without ExtendedErrors (like Tails\' 9050) the standard codes are mapped', async (t) => {
-  const plain = await startDaemonProcess(['--tor', `127.0.0.1:${tor.plainSocksPort}`, '--map', mapFile, '--connect-timeout', '60']);
+  const plain = await startDaemonProcess(['--log-level', 'debug', '--tor', `127.0.0.1:${tor.plainSocksPort}`, '--map', mapFile, '--connect-timeout', '60']);
   t.teardown(() => plain.stop());
   t.match(await refusalText(plain.port, 'unknown.test'), /Tor could not reach the host \(SOCKS reply 0x04\)/);
 });
 
 t.test('--tor pointing at a closed port: "Tor is not running at …"', async (t) => {
   const closed = await freePort();
-  const noTor = await startDaemonProcess(['--tor', `127.0.0.1:${closed}`]);
+  const noTor = await startDaemonProcess(['--log-level', 'debug', '--tor', `127.0.0.1:${closed}`]);
   t.teardown(() => noTor.stop());
   await noTor.waitForLog((l) => l.level === 40 && String(l.msg).includes('does not answer'));
   t.match(await refusalText(noTor.port, 'example.test'), `Tor is not running at 127.0.0.1:${closed} (connection refused)`);
@@ -134,7 +134,7 @@ t.test('circuit isolation: per-connection gives each connection its own circuit;
   const ctl = await TorControl.connect(tor.controlPort, tor.controlPassword);
   t.teardown(() => ctl.close());
   for (const [isolation, distinct] of [['per-connection', 2], ['none', 1]] as const) {
-    const d = await startDaemonProcess(['--tor', `127.0.0.1:${tor.socksPort}`, '--map', mapFile, '--isolation', isolation, '--connect-timeout', '60']);
+    const d = await startDaemonProcess(['--log-level', 'debug', '--tor', `127.0.0.1:${tor.socksPort}`, '--map', mapFile, '--isolation', isolation, '--connect-timeout', '60']);
     const held: net.Socket[] = [];
     for (let i = 0; i < 2; i++) {
       const socket = await connect(d.port);
