@@ -2,10 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../proxy/errors.js';
-import { addControlCommands } from './control-commands.js';
 import { buildDaemonConfig, DEFAULTS, type DaemonOptions } from './daemon-config.js';
-import { addDeployCommands } from './deploy-commands.js';
 import { EXIT } from './exit-codes.js';
+import { addSubcommands } from './subcommands.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,7 +20,7 @@ export function buildProgram(): Command {
     .option('--map <file>', 'JSON map of routes layered over the bundled map')
     .option('--onion-only', 'refuse domains that have no onion service instead of using a Tor exit')
     .addOption(new Option('--isolation <mode>', `Tor circuit isolation [${DEFAULTS.isolation}]`).choices(['per-connection', 'per-domain', 'none']))
-    .option('--max-connections <n>', `connections open at once [${DEFAULTS.maxConnections}]`)
+    .option('--max-connections <n>', 'connections open at once [half of what the open-file limit leaves]')
     .option('--header-timeout <seconds>', `time for a client to send its stream header [${DEFAULTS.headerTimeout}]`)
     .option('--negotiation-timeout <seconds>', `time from the header to <proceed/>, Tor included [${DEFAULTS.negotiationTimeout}]`)
     .option('--connect-timeout <seconds>', `time for Tor to connect (onions can take long) [${DEFAULTS.connectTimeout}]`)
@@ -36,21 +35,7 @@ export function buildProgram(): Command {
       const { runDaemon } = await import('./run-daemon.js');
       process.exitCode = await runDaemon(config);
     });
-  // Everything after `onionmap` goes to its own module, loaded only then: the daemon starts without it.
-  program.enablePositionalOptions();
-  program.command('onionmap')
-    .description('list, look up, verify, import and check the onion map (see onionmap --help)')
-    .argument('[args...]')
-    .helpOption(false)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .passThroughOptions()
-    .action(async (args: string[]) => {
-      const { runOnionmap } = await import('./onionmap-command.js');
-      await runOnionmap(args);
-    });
-  addDeployCommands(program);
-  addControlCommands(program);
+  addSubcommands(program);
   program.exitOverride();
   return program;
 }

@@ -1,8 +1,8 @@
-import net from 'node:net';
 import type { Logger } from 'pino';
 import { loadLayeredMap } from '../onionmap/load.js';
 import { MapFileError } from '../onionmap/map-file.js';
 import { formatEndpoint, type Endpoint } from '../proxy/endpoint.js';
+import { socks5Greeting } from '../proxy/tor-probe.js';
 import { describeDoors, ProxyServer } from '../proxy/server.js';
 import type { ControlServer } from '../control/control-server.js';
 import { reloadFailure, type ReloadOutcome } from '../control/protocol.js';
@@ -69,15 +69,8 @@ export async function runDaemon(config: DaemonConfig): Promise<number> {
       return EXIT.failure;
     }
   }
-  // Logged once the control socket (if any) answers too: the line means "ready".
-  const socks = proxy.addressOf('socks');
-  log.info({
-    port: proxy.addressOf('connect-server')?.port, ...(socks ? { socksPort: socks.port } : {}), entries: map.size, layers,
-    ...(controlServer ? { control: controlServer.path } : {}),
-  }, describeDoors(proxy, config.proxy.tor));
-  void warnIfTorSilent(config.proxy.tor, log);
-
-  return new Promise<number>((resolve) => {
+  // Signals are handled before the ready line, so a stop sent right after it is a clean stop.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return;
@@ -92,22 +85,20 @@ export async function runDaemon(config: DaemonConfig): Promise<number> {
     process.once('SIGTERM', stop);
     process.on('SIGHUP', reload);
   });
+  // Logged once the control socket (if any) answers too: the line means "ready".
+  const socks = proxy.addressOf('socks');
+  log.info({
+    port: proxy.addressOf('connect-server')?.port, ...(socks ? { socksPort: socks.port } : {}), entries: map.size, layers,
+    ...(controlServer ? { control: controlServer.path } : {}),
+  }, describeDoors(proxy, config.proxy.tor));
+  void warnIfTorSilent(config.proxy.tor, log);
+  return stopped;
 }
 
+/** A SOCKS5 greeting, not just a TCP connect: something else on Tor's port is named too. */
 async function warnIfTorSilent(tor: Endpoint, log: Logger): Promise<void> {
-  const answered = await new Promise<string | undefined>((resolve) => {
-    const socket = tor.kind === 'tcp' ? net.connect({ host: tor.host, port: tor.port }) : net.connect({ path: tor.path });
-    socket.setTimeout(3000, () => {
-      socket.destroy();
-      resolve('no answer within 3 seconds');
-    });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(undefined);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-  if (answered !== undefined) {
-    log.warn({ tor: formatEndpoint(tor), problem: answered }, `Tor's SOCKS port at ${formatEndpoint(tor)} does not answer (${answered}); connections will fail until Tor runs`);
+  const answer = await socks5Greeting(tor);
+  if (!answer.ok) {
+    log.warn({ tor: formatEndpoint(tor), problem: answer.problem }, `Tor's SOCKS port at ${formatEndpoint(tor)} does not answer (${answer.detail}); connections will fail until Tor runs`);
   }
 }

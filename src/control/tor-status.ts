@@ -1,4 +1,4 @@
-import { socks5Greeting } from '../deploy/doctor/socks5-greeting.js';
+import { socks5Greeting } from '../proxy/tor-probe.js';
 import { formatEndpoint, type Endpoint } from '../proxy/endpoint.js';
 import type { TorStatus } from './protocol.js';
 

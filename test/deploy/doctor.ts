@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { answersLikeDaemon } from '../../src/deploy/doctor/connect-door-probe.js';
 import { listenerOwners } from '../../src/deploy/doctor/listener-owner.js';
-import { socks5Greeting } from '../../src/deploy/doctor/socks5-greeting.js';
+import { socks5Greeting } from '../../src/proxy/tor-probe.js';
 import { requireBuild, runCli } from '../cli/built-cli.js';
 import { startDaemonProcess } from '../helpers/daemon-process.js';
 import { FEATURES_STARTTLS, startFakeXmppServer } from '../helpers/fake-xmpp.js';

@@ -3,7 +3,7 @@ import type { CheckLine } from '../check-line.js';
 import { describeDoor, type DoorAddress } from '../doors.js';
 import { answersLikeDaemon } from './connect-door-probe.js';
 import { listenerOwners } from './listener-owner.js';
-import { socks5Greeting } from './socks5-greeting.js';
+import { socks5Greeting } from '../../proxy/tor-probe.js';
 
 /**
  * A door's address must be free (the daemon will open it) or already held by the daemon or by

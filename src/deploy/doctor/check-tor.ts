@@ -1,7 +1,7 @@
 import { formatEndpoint, type Endpoint } from '../../proxy/endpoint.js';
 import type { CheckLine } from '../check-line.js';
 import type { DoorAddress } from '../doors.js';
-import { socks5Greeting } from './socks5-greeting.js';
+import { socks5Greeting } from '../../proxy/tor-probe.js';
 
 const START_TOR = 'start Tor (Debian: `sudo apt install tor && sudo systemctl start tor`; Tails and Tor Browser start their own), or give --tor the address of its SOCKS port';
 
