@@ -85,7 +85,7 @@ t.test('SIGHUP: new connections take the new map, open ones survive, a bad file 
   t.notOk(oldClosed, 'the old connection survived the failed reload too');
 
   const infoLines = daemon.raw().split('\n').filter((line) => line.includes('"level":30'));
-  t.ok(infoLines.length >= 5, 'info lines were written');
+  t.ok(infoLines.some((line) => line.includes('listening on')) && infoLines.some((line) => line.includes('map reloaded')), 'the start-up and reload lines are info lines');
   t.notOk(infoLines.some((line) => /example\.test|\.onion/.test(line)), 'no domain or onion in any info line');
 
   mark = daemon.lines.length;

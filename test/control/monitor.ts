@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
@@ -30,14 +30,17 @@ function tmux(t: Test, dir: string, command: string): Tmux {
     if (result.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${result.stderr}`);
     return result.stdout;
   };
-  run('new-session', '-d', '-x', '120', '-y', '40', '-s', 'm', command);
+  // tmux may mark the pane dead before it has reaped the command (no #{pane_dead_status} yet,
+  // seen under gVisor): the pane's shell writes the exit code to a file instead.
+  const exitFile = path.join(dir, `${name}.exit`);
+  run('new-session', '-d', '-x', '120', '-y', '40', '-s', 'm', `${command}; echo $? > ${exitFile}`);
   t.teardown(() => void spawnSync('tmux', ['-L', name, 'kill-server']));
   return {
     run,
     screen: () => run('capture-pane', '-p', '-t', 'm'),
     paneDead: () => {
-      const [dead, status] = run('display-message', '-p', '-t', 'm', '#{pane_dead} #{pane_dead_status}').trim().split(' ');
-      return { dead: dead === '1', status: status === undefined || status === '' ? undefined : Number(status) };
+      const written = existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() : '';
+      return written === '' ? { dead: false, status: undefined } : { dead: true, status: Number(written) };
     },
   };
 }
