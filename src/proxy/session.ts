@@ -143,7 +143,7 @@ export class Session {
     }
     this.#phase = state.phase;
     this.#domain = state.domain;
-    for (const action of actions) this.#execute(action);
+    for (const action of coalesceSends(actions)) this.#execute(action);
   }
 
   #execute(action: Action): void {
@@ -252,4 +252,19 @@ export class Session {
     this.#report.closed(reason, this.counters.fromClient, this.counters.fromServer, this.#phase);
     this.#observer.closed(this);
   }
+}
+
+/** Consecutive sends to the same side become one write (a server's header and features often arrive together). */
+function coalesceSends(actions: readonly Action[]): readonly Action[] {
+  if (actions.length < 2) return actions;
+  const out: Action[] = [];
+  for (const action of actions) {
+    const last = out[out.length - 1];
+    if (action.type === 'send' && last?.type === 'send' && last.to === action.to) {
+      out[out.length - 1] = { type: 'send', to: action.to, data: last.data + action.data };
+    } else {
+      out.push(action);
+    }
+  }
+  return out;
 }

@@ -45,8 +45,13 @@ export function describeSocksReply(code: number, kind: Route['kind'] = 'clearnet
   return { reason: 'socks-unknown-reply', words: `Tor answered with an unknown SOCKS reply 0x${code.toString(16)}` };
 }
 
+const ISOLATION_PREFIX = randomBytes(9).toString('base64url');
+let isolationCount = 0;
+
+/** Distinct per call (all Tor needs to give each connection its own circuit); no random bytes per connection. */
 export function newIsolationKey(): string {
-  return randomBytes(12).toString('base64url');
+  isolationCount = (isolationCount + 1) % Number.MAX_SAFE_INTEGER;
+  return `${ISOLATION_PREFIX}.${isolationCount.toString(36)}`;
 }
 
 /**
