@@ -180,9 +180,10 @@ export class ProxyServer {
         map: () => this.#map,
         policy: { onionOnly: this.#config.onionOnly, allowOtherPorts: this.#config.socksAllowOtherPorts },
         openTor: this.#openTor,
-        // The client's own SOCKS credentials, when it sent some, choose its circuit (as with Tor itself).
+        // The client's own SOCKS credentials, when it sent some, choose its circuit (as with Tor itself);
+        // both fields are encoded unambiguously, so no two different pairs share a key.
         isolationKey: (request, domain) =>
-          request.credentials ? this.#keyed(`${request.credentials.username}\0${request.credentials.password}`) : this.#isolationKey(domain),
+          request.credentials ? this.#keyed(JSON.stringify([request.credentials.username, request.credentials.password])) : this.#isolationKey(domain),
         session: this.#sessionBase(),
       }, report, closed));
       return;

@@ -46,7 +46,8 @@ export function acceptSocksClient(
       client.destroy();
     },
   };
-  const timer = setTimeout(() => refuse(REPLY.generalFailure, 'socks-timeout', 'the SOCKS handshake did not finish in time'), options.session.headerTimeoutMs);
+  // A reply is only sent once the client is waiting for one: during the greeting, `05 01` would read as a method choice.
+  const timer = setTimeout(() => refuse(handshake.awaitingRequest ? REPLY.generalFailure : undefined, 'socks-timeout', 'the SOCKS handshake did not finish in time'), options.session.headerTimeoutMs);
   timer.unref();
 
   const refuse = (reply: number | undefined, code: string, words: string): void => {
@@ -91,7 +92,11 @@ export function acceptSocksClient(
     const hold = (chunk: Buffer): void => {
       earlyBytes += chunk.length;
       if (earlyBytes <= options.session.xmlLimits.maxBytes) early.push(chunk);
-      else abort.abort();
+      else if (!abort.signal.aborted) {
+        reason ??= 'client-limit';
+        report.refused(reason, { problem: `more than ${options.session.xmlLimits.maxBytes} bytes while Tor was connecting` });
+        abort.abort();
+      }
     };
     const gone = (): void => abort.abort();
     client.on('data', hold);
@@ -132,7 +137,7 @@ export function acceptSocksClient(
       session.feed(rest);
       return;
     }
-    relayWithoutNegotiation(client, server, rest, decision.mode === 'direct-tls', report, () => closed(connection));
+    relayWithoutNegotiation(client, server, rest, decision.mode === 'direct-tls', options.session.headerTimeoutMs, report, () => closed(connection));
   };
 
   client.on('data', onData);
@@ -153,6 +158,7 @@ function relayWithoutNegotiation(
   server: net.Socket,
   rest: Buffer,
   checkTls: boolean,
+  headerTimeoutMs: number,
   report: ConnectionReport,
   closed: () => void,
 ): void {
@@ -184,6 +190,18 @@ function relayWithoutNegotiation(
     if (problem) return cut('client', problem);
     counters.fromClient += rest.length;
     server.write(rest);
+  } else {
+    // Direct TLS has no stream header: its first bytes stand for one, and get the header budget
+    // (else a silent client would hold its session and its Tor stream for as long as the server waits).
+    const timer = setTimeout(() => {
+      reason ??= 'header-timeout';
+      report.refused(reason, { problem: 'the client sent no TLS ClientHello in time' });
+      server.destroy();
+      client.destroy();
+    }, headerTimeoutMs);
+    timer.unref();
+    client.once('data', () => clearTimeout(timer));
+    client.once('close', () => clearTimeout(timer));
   }
   report.tlsStarted(rest.length);
   startRelay(client, server, walker, counters, cut);

@@ -1,5 +1,3 @@
-import net from 'node:net';
-
 export interface Socks5Request {
   readonly host: string;
   readonly port: number;
@@ -43,6 +41,11 @@ export class Socks5Handshake {
   #buffer: Buffer = Buffer.alloc(0);
   #stage: 'greeting' | 'auth' | 'request' | 'done' = 'greeting';
   #credentials: Socks5Request['credentials'];
+
+  /** True once the method is agreed: a SOCKS reply is then what the client expects. */
+  get awaitingRequest(): boolean {
+    return this.#stage === 'request';
+  }
 
   feed(chunk: Buffer): HandshakeStep {
     if (this.#stage === 'done') return { type: 'fail', reason: 'handshake already finished' };
@@ -127,7 +130,8 @@ export class Socks5Handshake {
           end = 4 + 16;
           if (b.length < end + 2) return { type: 'need-more' };
           const words = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(4 + i * 2).toString(16));
-          host = net.isIPv6(words.join(':')) ? words.join(':') : '::';
+          // The URL parser writes an IPv6 address in its canonical, compressed form (`::1`), as a map would.
+          host = new URL(`http://[${words.join(':')}]/`).hostname.slice(1, -1);
           addressType = 'ipv6';
         } else {
           return { type: 'fail', reason: `address type ${atyp}`, write: socksReply(REPLY.addressTypeNotSupported) };

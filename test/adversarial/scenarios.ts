@@ -9,8 +9,9 @@ import { clientScenarios } from '../helpers/adversary-scenarios-client.js';
 import { faultScenarios } from '../helpers/adversary-scenarios-faults.js';
 import { resourceScenarios } from '../helpers/adversary-scenarios-resources.js';
 import { serverScenarios } from '../helpers/adversary-scenarios-server.js';
+import { socksScenarios } from '../helpers/adversary-scenarios-socks.js';
 
-const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios];
+const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios];
 const only = process.env.ADVERSARIAL_ONLY;
 const selected = only ? scenarios.filter((s) => s.name.includes(only)) : scenarios;
 

@@ -142,6 +142,8 @@ export interface Arena {
   readonly secrets: Secrets;
   /** A new client connection; `id` is the stream id the daemon gives it (connections are numbered in order). */
   client(): Promise<Peer & { readonly id: string }>;
+  /** A new connection to the SOCKS door (numbered with the others: the daemon counts both doors together). */
+  socksClient(): Promise<Peer & { readonly id: string }>;
   /** Counts a connection made without `client()` (so later ids stay right). */
   skipIds(n: number): void;
   /**
@@ -161,7 +163,8 @@ export async function startArena(t: Test, options: ArenaOptions = {}): Promise<A
   const honest = await startPeerServer((peer) => honestScript(peer, pki));
   t.teardown(() => honest.close());
   const socks = await startSocks5Fixture({
-    resolve: (host) => (host === `xmpp.${DOMAIN}` ? upstream.port : host === `xmpp.${HONEST_DOMAIN}` ? honest.port : undefined),
+    // An onion goes to the scenario's upstream (a SOCKS client may name one itself).
+    resolve: (host) => (host === `xmpp.${DOMAIN}` || host.endsWith('.onion') ? upstream.port : host === `xmpp.${HONEST_DOMAIN}` ? honest.port : undefined),
   });
   t.teardown(() => socks.close());
   const torPort = options.torPort ? await options.torPort(socks.port, t) : socks.port;
@@ -174,12 +177,13 @@ export async function startArena(t: Test, options: ArenaOptions = {}): Promise<A
     for (const c of clients) c.socket.destroy();
   });
 
-  const client = async (): Promise<Peer & { id: string }> => {
+  const connectTo = async (port: number): Promise<Peer & { id: string }> => {
     const id = `xop-${nextId++}`;
-    const peer = await connectPeer(daemon.port);
+    const peer = await connectPeer(port);
     clients.push(peer);
     return Object.assign(peer, { id });
   };
+  const client = (): Promise<Peer & { id: string }> => connectTo(daemon.port);
 
   const serveHonest = async (t: Test, label = 'another client'): Promise<void> => {
     const before = honest.peers.length;
@@ -208,6 +212,7 @@ export async function startArena(t: Test, options: ArenaOptions = {}): Promise<A
     pki,
     secrets,
     client,
+    socksClient: () => connectTo(daemon.socksPort),
     skipIds: (n) => {
       nextId += n;
     },

@@ -138,6 +138,12 @@ t.test("the client's SOCKS credentials choose the circuit; they are never passed
   t.not(keys[0], keys[2], 'other credentials, another circuit');
   t.notOk(keys.some((k) => k?.includes('secret')), 'the client\'s password never reaches Tor');
   t.notMatch(daemon.rawLogs(), /secret|alice-circuit/, 'nor the log');
+  for (const [userId, password] of [['a\0b', 'c'], ['a', 'b\0c']]) {
+    const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5222, { userId: userId!, password: password! });
+    socket.destroy();
+  }
+  const [first, second] = tor.requests.slice(-2).map((r) => r.password);
+  t.not(first, second, 'pairs that differ only in where a NUL falls get different circuits');
 });
 
 t.test('BIND and UDP ASSOCIATE are refused with 0x07', async (t) => {

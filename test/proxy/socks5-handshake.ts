@@ -38,7 +38,7 @@ const cases: Array<{ name: string; bytes: Buffer; last: Partial<HandshakeStep> &
     bytes: Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 4]), Buffer.from('00000000000000000000000000000001', 'hex'), Buffer.from([0x14, 0x66])]),
     last: { type: 'request' },
     written: [5, 0],
-    request: { host: '0:0:0:0:0:0:0:1', addressType: 'ipv6' },
+    request: { host: '::1', addressType: 'ipv6' },
   },
   {
     name: 'BIND is refused with 0x07',
