@@ -6,9 +6,12 @@ import { checkDoor } from './check-door.js';
 import { checkMap } from './check-map.js';
 import { checkPidgin } from './check-pidgin.js';
 import { checkTor } from './check-tor.js';
+import { checkTorBootstrap, type TorControlTarget } from './check-tor-bootstrap.js';
 
 export interface DoctorOptions {
   readonly tor: Endpoint;
+  /** Tor's control port, when given: asked whether Tor has bootstrapped. */
+  readonly torControl?: TorControlTarget;
   readonly connectDoor: DoorAddress;
   /** Undefined when the daemon's SOCKS door is off. */
   readonly socksDoor?: DoorAddress;
@@ -23,6 +26,7 @@ export interface DoctorOptions {
 export async function runDoctor(options: DoctorOptions): Promise<CheckLine[]> {
   const procRoot = options.procRoot !== undefined ? { procRoot: options.procRoot } : {};
   const lines: CheckLine[] = [checkNodeVersion(options.nodeVersion), await checkTor(options.tor, options.socksDoor)];
+  if (options.torControl) lines.push(await checkTorBootstrap(options.torControl));
   lines.push(await checkDoor(options.connectDoor, { ...procRoot, flag: '--listen' }));
   if (options.socksDoor) lines.push(await checkDoor(options.socksDoor, { ...procRoot, flag: '--socks' }));
   else lines.push({ status: 'skip', text: 'the SOCKS door is off (no --socks): only the connect-server door is checked' });
