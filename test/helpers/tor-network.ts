@@ -21,6 +21,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { onionFromPublicKey } from '../../src/onionmap/onion-address.js';
 
 export interface OnionServiceSpec {
   /** Key in `TorNetwork.onions`; also the HiddenServiceDir name (letters, digits, '-', '_'). */
@@ -274,16 +275,13 @@ export function base32Encode(bytes: Uint8Array): string {
   return out;
 }
 
-/** v3 onion address (with '.onion') for a 32-byte ed25519 public key: base32(pubkey || checksum || 0x03). */
+/**
+ * v3 onion address (with '.onion') for a 32-byte ed25519 public key, by the daemon's own code
+ * (src/onionmap), so that comparing it with tor's `hostname` files checks that code against Tor.
+ */
 export function onionAddressFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.length !== 32) throw new Error('an ed25519 public key has 32 bytes');
-  const version = Buffer.from([3]);
-  const checksum = crypto
-    .createHash('sha3-256')
-    .update(Buffer.concat([Buffer.from('.onion checksum'), publicKey, version]))
-    .digest()
-    .subarray(0, 2);
-  return `${base32Encode(Buffer.concat([publicKey, checksum, version]))}.onion`;
+  return onionFromPublicKey(Buffer.from(publicKey));
 }
 
 /** A well-formed v3 onion address for a fresh random ed25519 key: no such service exists. */
