@@ -3,7 +3,6 @@
  * folder, Tor played by the SOCKS5 fixture, an honest STARTTLS server behind it. Not a test
  * itself (tap reports it as "no tests found").
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import { ControlClient } from '../../src/control/control-client.js';
 import type { EventMessage, ServerMessage } from '../../src/control/protocol.js';
-import { CLI, ISOLATED_ENV } from '../cli/built-cli.js';
+import { CLI, ISOLATED_ENV, runCli as runBuiltCli, type CliResult } from '../cli/built-cli.js';
 import { createTestCa, issueServerCert } from '../helpers/certs.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { honestScript, startFakeXmppServer, type FakeXmppServer } from '../helpers/fake-xmpp.js';
@@ -63,22 +62,11 @@ export async function setup(t: Test, extraArgs: readonly string[] = []): Promise
   return { daemon, socket, dir, mapFile, server, socks, caCert: ca.certPem };
 }
 
-export interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type CliRun = CliResult;
 
+/** The built command line with the control tests' environment (no runtime folder of the machine's). */
 export function runCli(args: readonly string[]): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBuiltCli(args, CHILD_ENV);
 }
 
 /** A control client that keeps every message it gets. */

@@ -137,21 +137,8 @@ export const serverScenarios: Scenario[] = [
       sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
     },
   },
-  {
-    group: 'server',
-    name: '<failure/> in answer to <starttls/>',
-    arena: { server: hostile(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN, (peer) => peer.write(FAILURE_IN + '</stream:stream>')) },
-    async run(t, arena) {
-      const c = await arena.client();
-      await politeClient(c, arena.secrets);
-      await expectClosed(t, c, 'client');
-      sameText(t, c.text(), refusedAfterFeatures('policy-violation',
-        'server example.test refused to start TLS (<failure/>); closing rather than continuing without encryption'), 'victim (client)');
-      const server = arena.upstream.peers[0]!;
-      await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
-    },
-  },
+  answersStartTlsWith('<failure/> in answer to <starttls/>', FAILURE_IN + '</stream:stream>',
+    'server example.test refused to start TLS (<failure/>); closing rather than continuing without encryption'),
   {
     group: 'server',
     name: 'a stream error before TLS is passed on as condition and text only',
@@ -208,21 +195,8 @@ export const serverScenarios: Scenario[] = [
       t.notOk(c.received.includes('attacker.example'), 'the redirect target never reaches the client');
     },
   },
-  {
-    group: 'server',
-    name: 'features again in answer to <starttls/>',
-    arena: { server: hostile(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN, (peer) => peer.write(FEATURES_PLAIN_IN)) },
-    async run(t, arena) {
-      const c = await arena.client();
-      await politeClient(c, arena.secrets);
-      await expectClosed(t, c, 'client');
-      sameText(t, c.text(), refusedAfterFeatures('policy-violation',
-        'server example.test sent <features> instead of <proceed/> in answer to <starttls/>; refusing to continue without encryption'), 'victim (client)');
-      const server = arena.upstream.peers[0]!;
-      await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
-    },
-  },
+  answersStartTlsWith('features again in answer to <starttls/>', FEATURES_PLAIN_IN,
+    'server example.test sent <features> instead of <proceed/> in answer to <starttls/>; refusing to continue without encryption'),
   {
     group: 'server',
     name: 'compression offered before TLS (CVE-2014-8760 class): never shown, never negotiated',
@@ -447,3 +421,24 @@ export const serverScenarios: Scenario[] = [
     },
   },
 ];
+
+/**
+ * A server that offers STARTTLS and answers the client's <starttls/> with something else: the
+ * client is refused with `words` and the server got nothing but our header and <starttls/>.
+ */
+function answersStartTlsWith(name: string, answer: string, words: string): Scenario {
+  return {
+    group: 'server',
+    name,
+    arena: { server: hostile(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN, (peer) => peer.write(answer)) },
+    async run(t, arena) {
+      const c = await arena.client();
+      await politeClient(c, arena.secrets);
+      await expectClosed(t, c, 'client');
+      sameText(t, c.text(), refusedAfterFeatures('policy-violation', words), 'victim (client)');
+      const server = arena.upstream.peers[0]!;
+      await expectClosed(t, server, 'server');
+      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
+    },
+  };
+}

@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { CLI } from './daemon-process.js';
+import { CLI, watchDaemonOutput } from './daemon-process.js';
 import { exited, spawnTied } from './prosody.js';
 
 export interface TracedDaemon {
@@ -24,49 +24,13 @@ export async function startTracedDaemon(traceFile: string, args: readonly string
   const child = spawnTied('strace', ['-f', '-qq', '-e', 'trace=%network,open,openat,openat2,execve', '-e', 'signal=none', '-o', traceFile,
     'setpriv', '--pdeathsig', 'KILL', '--', process.execPath, CLI, '--listen', '127.0.0.1:0', '--no-control', ...args],
   { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let raw = '';
-  let stderr = '';
-  const waiters = new Set<() => void>();
-  child.stdout?.on('data', (chunk: Buffer) => {
-    raw += chunk.toString();
-    for (const wake of [...waiters]) wake();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const logs = (): Array<Record<string, unknown>> =>
-    raw.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = logs().find(match);
-        if (line) {
-          done();
-          resolve(line);
-        } else if (child.exitCode !== null) {
-          done();
-          reject(new Error(`strace/daemon exited with ${child.exitCode}: ${stderr}${raw}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no such log line within ${timeoutMs} ms; log so far:\n${raw}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        waiters.delete(check);
-        child.removeListener('exit', check);
-      };
-      waiters.add(check);
-      child.on('exit', check);
-      check();
-    });
+  const { rawLogs, waitForLog } = watchDaemonOutput(child, 20_000);
   const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
   let stopped: Promise<number | null> | undefined;
   return {
     child,
     port: started.port as number,
-    rawLogs: () => raw,
+    rawLogs,
     waitForLog,
     stop: () => {
       stopped ??= (async () => {

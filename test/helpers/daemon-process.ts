@@ -28,19 +28,45 @@ export async function startDaemonProcess(args: readonly string[], env: NodeJS.Pr
   // No test daemon reads the machine's own /etc or ~ map files.
   const isolated = { ...process.env, XMPP_ONION_PROXY_SYSTEM_MAP: '', XMPP_ONION_PROXY_USER_MAP: '', XDG_RUNTIME_DIR: '', ...env };
   const child = spawnTied(process.execPath, [CLI, ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: isolated });
+  const { logs, rawLogs, stderr, waitForLog } = watchDaemonOutput(child);
+  const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
+  return {
+    child,
+    port: started.port as number,
+    socksPort: started.socksPort as number | undefined,
+    logs,
+    rawLogs,
+    stderr,
+    waitForLog,
+    stop: async () => {
+      await terminate(child);
+      return (await exited(child)).code;
+    },
+  };
+}
+
+export interface DaemonOutput {
+  logs(): Array<Record<string, unknown>>;
+  rawLogs(): string;
+  stderr(): string;
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** The daemon's JSON log lines as they come (stdout is a pipe, so it logs JSON), and a bounded wait for one. */
+export function watchDaemonOutput(child: ChildProcess, defaultTimeoutMs = 15_000): DaemonOutput {
   let raw = '';
   let stderr = '';
   const waiters = new Set<() => void>();
   child.stdout?.on('data', (chunk: Buffer) => {
     raw += chunk.toString();
-    for (const wake of waiters) wake();
+    for (const wake of [...waiters]) wake();
   });
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const logs = (): Array<Record<string, unknown>> =>
     raw.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> =>
+  const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = defaultTimeoutMs): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
         const line = logs().find(match);
@@ -49,7 +75,7 @@ export async function startDaemonProcess(args: readonly string[], env: NodeJS.Pr
           resolve(line);
         } else if (child.exitCode !== null) {
           done();
-          reject(new Error(`daemon exited with ${child.exitCode}: ${stderr}${raw}`));
+          reject(new Error(`the daemon exited with ${child.exitCode}: ${stderr}${raw}`));
         }
       };
       const timer = setTimeout(() => {
@@ -65,18 +91,5 @@ export async function startDaemonProcess(args: readonly string[], env: NodeJS.Pr
       child.on('exit', check);
       check();
     });
-  const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
-  return {
-    child,
-    port: started.port as number,
-    socksPort: started.socksPort as number | undefined,
-    logs,
-    rawLogs: () => raw,
-    stderr: () => stderr,
-    waitForLog,
-    stop: async () => {
-      await terminate(child);
-      return (await exited(child)).code;
-    },
-  };
+  return { logs, rawLogs: () => raw, stderr: () => stderr, waitForLog };
 }
