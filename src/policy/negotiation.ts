@@ -143,7 +143,7 @@ function refuse(state: NegotiationState, ctx: NegotiationContext, refused: Refus
 function onClientXml(state: NegotiationState, event: XmlEvent, ctx: NegotiationContext): Step {
   switch (event.kind) {
     case 'violation':
-      return refuse(state, ctx, clientViolation(event.violation));
+      return refuse(state, ctx, violationRefusal('client', event.violation));
     case 'header':
       return onClientHeader(state, event.header, ctx);
     case 'end':
@@ -232,20 +232,6 @@ function clientElementRefusal(element: XmlElement): Refusal {
     `your client sent <${element.local.slice(0, 40)}> where only <starttls/> is allowed before encryption; ${NOTHING_SENT}`);
 }
 
-function clientViolation(violation: XmlViolation): Refusal {
-  const text = `your client sent ${violationWords(violation)} before encryption was set up; ${NOTHING_SENT}`;
-  switch (violation.kind) {
-    case 'restricted-xml':
-      return refusal('client-restricted-xml', 'restricted-xml', text);
-    case 'limit':
-      return refusal('client-limit', 'policy-violation', text);
-    case 'bad-format':
-      return refusal('client-bad-format', 'bad-format', text);
-    case 'not-well-formed':
-      return refusal('client-not-well-formed', 'not-well-formed', text);
-  }
-}
-
 /**
  * After `<starttls/>` the client may pipeline its TLS ClientHello (XEP-0305 style): TLS records
  * are held until the server's `<proceed/>`; anything else is command injection (CVE-2011-0411 class).
@@ -274,7 +260,7 @@ function onClientTlsBytes(state: NegotiationState, received: Buffer, ctx: Negoti
 function onServerXml(state: NegotiationState, event: XmlEvent, ctx: NegotiationContext): Step {
   switch (event.kind) {
     case 'violation':
-      return refuse(state, ctx, serverViolation(event.violation));
+      return refuse(state, ctx, violationRefusal('server', event.violation));
     case 'header':
       return onServerHeader(state, event.header, ctx);
     case 'end':
@@ -393,18 +379,14 @@ function serverDataAfterProceed(): Refusal {
     'the server (or someone on the path) sent unencrypted data right after <proceed/>; it was not passed on');
 }
 
-function serverViolation(violation: XmlViolation): Refusal {
-  const text = `the server sent ${violationWords(violation)} before encryption was set up; nothing of it was passed on`;
-  switch (violation.kind) {
-    case 'restricted-xml':
-      return refusal('server-restricted-xml', 'restricted-xml', text);
-    case 'limit':
-      return refusal('server-limit', 'policy-violation', text);
-    case 'bad-format':
-      return refusal('server-bad-format', 'bad-format', text);
-    case 'not-well-formed':
-      return refusal('server-not-well-formed', 'not-well-formed', text);
-  }
+/** An XML violation from either side: its condition (RFC 6120 §4.9.3), a code naming the side, and words. */
+function violationRefusal(side: Side, violation: XmlViolation): Refusal {
+  const words = violationWords(violation);
+  const text = side === 'client'
+    ? `your client sent ${words} before encryption was set up; ${NOTHING_SENT}`
+    : `the server sent ${words} before encryption was set up; nothing of it was passed on`;
+  const condition = violation.kind === 'limit' ? 'policy-violation' : violation.kind;
+  return refusal(`${side}-${violation.kind}`, condition, text);
 }
 
 function violationWords(violation: XmlViolation): string {
