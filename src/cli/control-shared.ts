@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { ControlClient, ControlClientError, chooseControlPath } from '../control/control-client.js';
-import { UsageError } from '../proxy/errors.js';
+import { UsageError } from '../common/errors.js';
 import { readConfigFile } from './daemon-config.js';
 import { EXIT } from './exit-codes.js';
 

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import type { TorControlTarget } from '../deploy/doctor/check-tor-bootstrap.js';
 import { parseDoorAddress } from '../deploy/doors.js';
-import { isLoopback, parseEndpoint } from '../proxy/endpoint.js';
-import { UsageError } from '../proxy/errors.js';
+import { isLoopback, parseEndpoint } from '../common/endpoint.js';
+import { UsageError } from '../common/errors.js';
 import { DEFAULTS, readConfigFile, type DaemonOptions } from './daemon-config.js';
 import { runDeployStep } from './deploy-step.js';
 import { EXIT } from './exit-codes.js';

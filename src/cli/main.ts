@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { UsageError } from '../proxy/errors.js';
+import { UsageError } from '../common/errors.js';
 import { buildDaemonConfig, DEFAULTS, type DaemonOptions } from './daemon-config.js';
 import { EXIT } from './exit-codes.js';
 import { addSubcommands } from './subcommands.js';

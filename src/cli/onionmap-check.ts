@@ -1,7 +1,7 @@
 import { normalizeDomain } from '../onionmap/domain.js';
-import { decideRoute, type Route } from '../onionmap/route.js';
-import { parseEndpoint } from '../proxy/endpoint.js';
-import { UsageError } from '../proxy/errors.js';
+import { decideRoute, type Route } from '../policy/routing.js';
+import { parseEndpoint } from '../common/endpoint.js';
+import { UsageError } from '../common/errors.js';
 import { EXIT } from './exit-codes.js';
 import { probeXmpp, type ProbeResult } from './onionmap-probe.js';
 import { formatTable, loadCliMap } from './onionmap-shared.js';
@@ -51,7 +51,7 @@ function chooseTargets(domains: readonly string[], map: ReturnType<typeof loadCl
   for (const domain of new Set(names)) {
     const decision = decideRoute(map, domain, { onionOnly: false });
     if (decision.ok) targets.push({ domain, route: decision.route });
-    else if (domains.length > 0) targets.push({ domain, refused: decision.text });
+    else if (domains.length > 0) targets.push({ domain, refused: decision.refusal.text });
   }
   return targets;
 }

@@ -1,6 +1,6 @@
 import { normalizeDomain } from '../onionmap/domain.js';
-import { decideRoute, type RouteDecision } from '../onionmap/route.js';
-import { UsageError } from '../proxy/errors.js';
+import { decideRoute, type RouteDecision } from '../policy/routing.js';
+import { UsageError } from '../common/errors.js';
 import { EXIT } from './exit-codes.js';
 import { describeOrigin, loadCliMap } from './onionmap-shared.js';
 
@@ -36,7 +36,7 @@ function headline(decision: RouteDecision): string {
 }
 
 function why(decision: RouteDecision, domain: string, mapped: boolean): string {
-  if (!decision.ok) return decision.text;
+  if (!decision.ok) return decision.refusal.text;
   switch (decision.reason) {
     case 'onion-domain':
       return 'the domain is itself an onion address';

@@ -1,11 +1,13 @@
 import type net from 'node:net';
-import type { Route } from '../onionmap/route.js';
+import type { Route } from '../policy/routing.js';
 import { child, is, NS, type XmlElement } from '../policy/xml-element.js';
 import { XmlEventReader } from '../policy/xml-events.js';
 import { STREAM_CLOSE, streamHeader, XML_DECLARATION } from '../policy/serialize.js';
-import type { Endpoint } from '../proxy/endpoint.js';
-import { UpstreamError } from '../proxy/errors.js';
-import { connectThroughTor, newIsolationKey } from '../proxy/tor-connect.js';
+import type { Endpoint } from '../common/endpoint.js';
+import { UpstreamError } from '../common/errors.js';
+import { newIsolationKey } from '../proxy/isolation.js';
+import { connectThroughTor } from '../proxy/tor-connect.js';
+import { TOR_WORDS } from '../policy/tor-words.js';
 
 export type ProbeResult =
   | { readonly kind: 'alive'; readonly required: boolean; readonly ms: number }
@@ -42,7 +44,7 @@ export async function probeXmpp(options: ProbeOptions): Promise<ProbeResult> {
       socket = await connectThroughTor({ tor: options.tor, route: options.route, timeoutMs: options.timeoutMs, isolationKey: newIsolationKey() });
     } catch (error) {
       if (error instanceof UpstreamError) return { kind: 'dead', reason: error.reason, words: error.words };
-      return { kind: 'dead', reason: 'tor-error', words: 'the connection through Tor failed' };
+      return { kind: 'dead', reason: 'tor-error', words: TOR_WORDS.failed };
     }
     return readFeatures(socket, options.domain);
   })();
@@ -95,6 +97,7 @@ function readFeatures(socket: net.Socket, domain: string): Promise<Outcome> {
       }
     });
     socket.write(XML_DECLARATION + streamHeader({ to: domain, version: '1.0' }, ['to', 'version']));
+    socket.resume();
   });
 }
 

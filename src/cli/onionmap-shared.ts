@@ -1,8 +1,8 @@
 import { loadLayeredMap, type LoadedMap } from '../onionmap/load.js';
-import { MapFileError } from '../onionmap/map-file.js';
+import { MapFileError } from '../common/errors.js';
 import { resolveMapLayers } from '../onionmap/map-layers.js';
 import type { MapEntry } from '../onionmap/entry.js';
-import { UsageError } from '../proxy/errors.js';
+import { UsageError } from '../common/errors.js';
 
 /** The map exactly as the daemon would load it with the same --map and environment. */
 export function loadCliMap(mapFile: string | undefined): LoadedMap {

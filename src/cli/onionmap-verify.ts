@@ -1,5 +1,6 @@
 import { STATUSES } from '../onionmap/entry.js';
-import { MapFileError, readMapFile } from '../onionmap/map-file.js';
+import { MapFileError } from '../common/errors.js';
+import { readMapFile } from '../onionmap/map-file.js';
 import { EXIT } from './exit-codes.js';
 
 /** Every problem on its own line, each naming the file, the domain and the problem, so one pass fixes them all. */

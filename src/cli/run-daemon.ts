@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { loadLayeredMap } from '../onionmap/load.js';
-import { MapFileError } from '../onionmap/map-file.js';
-import { formatEndpoint, type Endpoint } from '../proxy/endpoint.js';
+import { MapFileError } from '../common/errors.js';
+import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
 import { socks5Greeting } from '../proxy/tor-probe.js';
 import { describeDoors, ProxyServer } from '../proxy/server.js';
 import type { ControlServer } from '../control/control-server.js';

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
 import WebSocket, { type RawData } from 'ws';
-import { ProxyError } from '../proxy/errors.js';
+import { ProxyError } from '../common/errors.js';
 import { CONTROL_VERSION, type Request, type ServerMessage } from './protocol.js';
 import { clientControlPaths } from './socket-path.js';
 

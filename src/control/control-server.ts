@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Activity, ActivityEvent } from '../proxy/activity.js';
-import type { Endpoint } from '../proxy/endpoint.js';
+import type { Endpoint } from '../common/endpoint.js';
 import type { DoorAddress } from '../proxy/server.js';
 import {
   CLOSE, CONTROL_VERSION, errorMessage, eventMessage, parseRequest,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Endpoint } from '../proxy/endpoint.js';
+import type { Endpoint } from '../common/endpoint.js';
 import { ControlServer, type ControlSource } from './control-server.js';
 import { packageVersion } from './package-version.js';
 import type { ReloadOutcome } from './protocol.js';

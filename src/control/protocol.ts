@@ -1,5 +1,5 @@
 import type { ActivityEvent, ConnectionState, DoorKind, RelayMode } from '../proxy/activity.js';
-import type { Route } from '../onionmap/route.js';
+import type { Route } from '../policy/routing.js';
 
 /**
  * The control socket's messages: JSON text frames, each with a `type` and the protocol `version`.

@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ProxyError } from '../proxy/errors.js';
+import { ProxyError } from '../common/errors.js';
 
 export const CONTROL_FOLDER = 'xmpp-onion-proxy';
 export const CONTROL_FILE = 'control.sock';

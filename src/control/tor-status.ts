@@ -1,5 +1,5 @@
 import { socks5Greeting } from '../proxy/tor-probe.js';
-import { formatEndpoint, type Endpoint } from '../proxy/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
 import type { TorStatus } from './protocol.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ProxyError } from '../proxy/errors.js';
+import { ProxyError } from '../common/errors.js';
 
 /**
  * A deployment step that cannot go on (a file that is not what it should be, a client still

@@ -1,5 +1,5 @@
-import { isLoopback, parseEndpoint } from '../proxy/endpoint.js';
-import { UsageError } from '../proxy/errors.js';
+import { isLoopback, parseEndpoint } from '../common/endpoint.js';
+import { UsageError } from '../common/errors.js';
 
 /**
  * The daemon's two front doors as a client sees them: the SOCKS5 door (the client asks for its

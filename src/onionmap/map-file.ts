@@ -1,16 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { MapFileError } from '../common/errors.js';
 import net from 'node:net';
 import { DEFAULT_CLIENT_PORT, STATUSES, type EntryStatus, type MapEntry } from './entry.js';
 import { normalizeDomain } from './domain.js';
 import { validateOnion } from './onion-address.js';
-
-export class MapFileError extends Error {
-  override readonly name = 'MapFileError';
-  readonly code = 'XOP_ERR_MAP_FILE';
-  constructor(readonly file: string, readonly problems: readonly string[]) {
-    super(`${file}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`}`);
-  }
-}
 
 const FIELDS = new Set(['onion', 'port', 'directTlsPort', 's2sPort', 'host', 'status', 'note', 'source']);
 

@@ -1,4 +1,5 @@
-import { NS, type XmlElement } from './xml-element.js';
+import type { Refusal } from './refusals.js';
+import { NS } from './xml-element.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
 
@@ -40,16 +41,17 @@ export function streamErrorElement(condition: string, words?: { readonly text: s
 }
 
 /**
- * Re-serialises a parsed element with canonical namespaces: the streams namespace as `stream:`,
- * every other namespace as a default `xmlns` where it changes. Only unprefixed attributes and
- * xml:lang are kept, so nothing the parser did not understand is passed on.
+ * The bytes a client gets on refusal (RFC 6120 §4.9.1.1): our own stream header first when it
+ * has not seen one yet, then the error with its text, then the stream close.
  */
-export function serializeElement(element: XmlElement, parentNs: string = NS.client): string {
-  const name = element.uri === NS.streams ? `stream:${element.local}` : element.local;
-  const ns = element.uri === NS.streams || element.uri === parentNs ? '' : ` xmlns='${escapeXml(element.uri)}'`;
-  const defaultNs = element.uri === NS.streams ? parentNs : element.uri;
-  const keep = Object.keys(element.attrs).filter((key) => !key.includes(':') || key === 'xml:lang');
-  const open = `<${name}${ns}${attributes(element.attrs, keep)}`;
-  const inner = escapeXml(element.text) + element.children.map((c) => serializeElement(c, defaultNs)).join('');
-  return inner === '' ? `${open}/>` : `${open}>${inner}</${name}>`;
+export function streamErrorXml(refused: Refusal, options: { withHeader: boolean; from?: string; id: string }): string {
+  const header = options.withHeader
+    ? XML_DECLARATION + streamHeader({ ...(options.from ? { from: options.from } : {}), id: options.id, version: '1.0' }, ['from', 'id', 'version'])
+    : '';
+  return (
+    header +
+    `<stream:error><${refused.condition} xmlns='${NS.streamErrors}'/>` +
+    `<text xmlns='${NS.streamErrors}' xml:lang='en'>${escapeXml(refused.text)}</text></stream:error>` +
+    STREAM_CLOSE
+  );
 }

@@ -18,7 +18,6 @@ export const NS = {
   streamErrors: 'urn:ietf:params:xml:ns:xmpp-streams',
   register: 'jabber:iq:register',
   compress: 'http://jabber.org/protocol/compress',
-  compressFeature: 'http://jabber.org/features/compress',
 } as const;
 
 export function is(element: XmlElement, uri: string, local: string): boolean {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Route } from '../onionmap/route.js';
+import type { Refusal } from '../policy/refusals.js';
+import type { Route } from '../policy/routing.js';
 
 export const ACTIVITY_VERSION = 1;
 
@@ -105,14 +106,15 @@ export class ConnectionReport {
     this.#activity.emitEvent({ type: 'tls-started', id: this.#info.id });
   }
 
-  /** A refusal before TLS, or a cut after it (`problem` says what was wrong, in our words). */
-  refused(reason: string, detail: Record<string, unknown> = {}, message = 'refused'): void {
+  /** A refusal before TLS, or a cut after it: its code and its log words (never a domain or an onion). */
+  refused(refused: Refusal, message = 'refused'): void {
     if (this.#refusedAs !== undefined) return;
+    const reason = refused.code;
     this.#refusedAs = reason;
     this.#info.state = 'closing';
-    const refused = this.#activity.counters.refused;
-    refused[reason] = (refused[reason] ?? 0) + 1;
-    this.#log.warn({ conn: this.#info.id, reason, ...detail }, message);
+    const counts = this.#activity.counters.refused;
+    counts[reason] = (counts[reason] ?? 0) + 1;
+    this.#log.warn({ conn: this.#info.id, reason, condition: refused.condition, problem: refused.log }, message);
     this.#activity.emitEvent({ type: 'refused', id: this.#info.id, reason });
   }
 

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { TlsRecordWalker } from '../policy/tls-records.js';
+import type { TlsRecordWalker } from '../policy/tls-records.js';
 
 export interface RelayCounters {
   fromClient: number;
@@ -11,7 +11,8 @@ export type FramingFailure = (from: 'client' | 'server', problem: string) => voi
 /** One direction's state, kept on its source socket so the handlers below are shared, not per connection. */
 interface Pump {
   readonly target: net.Socket;
-  readonly walker: TlsRecordWalker;
+  /** Absent for a pass-through connection, whose bytes are not checked. */
+  readonly walker: TlsRecordWalker | undefined;
   readonly counters: RelayCounters;
   readonly from: 'client' | 'server';
   readonly fail: FramingFailure;
@@ -23,19 +24,20 @@ type Source = net.Socket & { [kPump]?: Pump };
 type Target = net.Socket & { [kDrainSource]?: net.Socket };
 
 /**
- * After `<proceed/>`: both directions piped with backpressure, each chunk's record headers
- * checked by a TlsRecordWalker before it is written (the chunk itself is passed untouched).
- * A FIN is passed on as a FIN (half-close); the sockets close themselves once both ends are done.
+ * Both directions piped with backpressure, each chunk's record headers checked by a
+ * TlsRecordWalker before it is written (the chunk itself is passed untouched); without walkers,
+ * nothing is checked. A FIN is passed on as a FIN (half-close); the sockets close themselves
+ * once both ends are done.
  */
 export function startRelay(
   client: net.Socket,
   server: net.Socket,
-  clientWalker: TlsRecordWalker,
+  walkers: { readonly client: TlsRecordWalker; readonly server: TlsRecordWalker } | undefined,
   counters: RelayCounters,
   onFramingFailure: FramingFailure,
 ): void {
-  pump(client, server, { target: server, walker: clientWalker, counters, from: 'client', fail: onFramingFailure });
-  pump(server, client, { target: client, walker: new TlsRecordWalker(), counters, from: 'server', fail: onFramingFailure });
+  pump(client, server, { target: server, walker: walkers?.client, counters, from: 'client', fail: onFramingFailure });
+  pump(server, client, { target: client, walker: walkers?.server, counters, from: 'server', fail: onFramingFailure });
 }
 
 function pump(source: Source, target: Target, state: Pump): void {
@@ -48,7 +50,7 @@ function pump(source: Source, target: Target, state: Pump): void {
 
 function onData(this: Source, chunk: Buffer): void {
   const state = this[kPump]!;
-  const problem = state.walker.check(chunk);
+  const problem = state.walker?.check(chunk);
   if (problem !== undefined) {
     state.fail(state.from, problem);
     return;

@@ -1,17 +1,18 @@
 import net from 'node:net';
-import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
-import { decideRoute, type Route } from '../onionmap/route.js';
-import { streamRoute } from '../policy/negotiation.js';
-import { refusal, streamErrorXml } from '../policy/refusal.js';
+import { refusal } from '../policy/refusals.js';
+import { decideRoute, type Route } from '../policy/routing.js';
+import { streamErrorXml } from '../policy/serialize.js';
 import type { XmlLimits } from '../policy/xml-events.js';
-import { Activity, type ConnectionReport, type DoorKind } from './activity.js';
-import { formatEndpoint, type Endpoint } from './endpoint.js';
-import { Session, type Isolation, type SessionOptions } from './session.js';
-import { acceptSocksClient, type Closable } from './socks-door.js';
-import { REPLY, socksReply } from './socks5-handshake.js';
-import { connectThroughTor, newIsolationKey } from './tor-connect.js';
+import { Activity, type DoorKind } from './activity.js';
+import { Connection } from './connection.js';
+import { IsolationKeys, type Isolation } from './isolation.js';
+import { Session, type SessionLimits } from './session.js';
+import { acceptSocksClient } from './socks-door.js';
+import { socksReply } from './socks5-handshake.js';
+import { connectThroughTor } from './tor-connect.js';
 
 export type { DoorKind } from './activity.js';
 
@@ -44,10 +45,10 @@ export interface DoorAddress {
 /** The front doors: loopback listeners whose every connection goes through Tor under the policy. */
 export class ProxyServer {
   readonly #listeners: Array<{ door: DoorKind; server: net.Server }> = [];
-  readonly #connections = new Set<Closable>();
+  readonly #connections = new Set<Connection>();
   readonly #config: ProxyConfig;
   readonly #log: Logger;
-  readonly #isolationSecret = randomBytes(32);
+  readonly #isolation: IsolationKeys;
   readonly activity = new Activity();
   #map: OnionMap;
   #mapGeneration = 1;
@@ -55,6 +56,7 @@ export class ProxyServer {
 
   private constructor(config: ProxyConfig, map: OnionMap, log: Logger) {
     this.#config = config;
+    this.#isolation = new IsolationKeys(config.isolation);
     this.#map = map;
     this.#log = log;
   }
@@ -127,84 +129,54 @@ export class ProxyServer {
     this.#listeners.push({ door: door.door, server });
   }
 
-  #isolationKey(domain: string): string | undefined {
-    switch (this.#config.isolation) {
-      case 'per-connection':
-        return newIsolationKey();
-      case 'per-domain':
-        return this.#keyed(domain);
-      case 'none':
-        return undefined;
-    }
-  }
-
-  #keyed(text: string): string {
-    return createHmac('sha256', this.#isolationSecret).update(text).digest('base64url').slice(0, 16);
-  }
-
-  #openTor = (route: Route, isolationKey: string | undefined, signal?: AbortSignal): Promise<net.Socket> =>
+  #openTor = (route: Route, isolationKey: string | undefined, signal: AbortSignal): Promise<net.Socket> =>
     connectThroughTor({
       tor: this.#config.tor,
       route,
       timeoutMs: this.#config.connectTimeoutMs,
       ...(isolationKey ? { isolationKey } : {}),
-      ...(signal ? { signal } : {}),
+      signal,
     });
-
-  #sessionBase(): Omit<SessionOptions, 'decideRoute' | 'openUpstream'> {
-    const config = this.#config;
-    return {
-      xmlLimits: config.xmlLimits,
-      headerTimeoutMs: config.headerTimeoutMs,
-      negotiationTimeoutMs: config.negotiationTimeoutMs,
-      lingerMs: config.lingerMs,
-    };
-  }
 
   #accept(door: DoorKind, socket: net.Socket): void {
     const id = this.#nextId;
     this.#nextId = (this.#nextId % Number.MAX_SAFE_INTEGER) + 1;
-    const report = this.activity.report(id, door, this.#log);
-    socket.on('error', () => {});
     socket.setNoDelay(true);
-    if (this.#connections.size >= this.#config.maxConnections) {
-      this.#refuseOverLimit(door, socket, id, report);
+    const report = this.activity.report(id, door, this.#log);
+    const config = this.#config;
+    const overLimit = this.#connections.size >= config.maxConnections;
+    const connection = new Connection(id, socket, report, config.lingerMs, (closed) => this.#connections.delete(closed));
+    if (overLimit) {
+      // A SOCKS client gets a SOCKS refusal to its greeting; an XMPP client a stream error.
+      const refused = refusal('too-many-connections', { limit: config.maxConnections });
+      connection.refuse(refused, door === 'socks'
+        ? Buffer.concat([Buffer.from([5, 0]), socksReply(refused.socksReply)])
+        : streamErrorXml(refused, { withHeader: true, id: `xop-${id}` }));
       return;
     }
     report.accepted();
-    const closed = (connection: Closable): void => {
-      this.#connections.delete(connection);
+    this.#connections.add(connection);
+    const limits: SessionLimits = {
+      xmlLimits: config.xmlLimits,
+      headerTimeoutMs: config.headerTimeoutMs,
+      negotiationTimeoutMs: config.negotiationTimeoutMs,
     };
     if (door === 'socks') {
-      this.#connections.add(acceptSocksClient(id, socket, {
+      acceptSocksClient(connection, {
         map: () => this.#map,
-        policy: { onionOnly: this.#config.onionOnly, allowOtherPorts: this.#config.socksAllowOtherPorts },
+        policy: { onionOnly: config.onionOnly, allowOtherPorts: config.socksAllowOtherPorts },
         openTor: this.#openTor,
-        // The client's own SOCKS credentials, when it sent some, choose its circuit (as with Tor itself);
-        // both fields are encoded unambiguously, so no two different pairs share a key.
-        isolationKey: (request, domain) =>
-          request.credentials ? this.#keyed(JSON.stringify([request.credentials.username, request.credentials.password])) : this.#isolationKey(domain),
-        session: this.#sessionBase(),
-      }, report, closed));
+        isolationKey: (request, destination) =>
+          request.credentials ? this.#isolation.forCredentials(request.credentials.username, request.credentials.password) : this.#isolation.forDomain(destination),
+        limits,
+      });
       return;
     }
-    const session: Session = new Session(id, socket, {
-      ...this.#sessionBase(),
-      decideRoute: (domain) => streamRoute(decideRoute(this.#map, domain, { onionOnly: this.#config.onionOnly })),
-      openUpstream: (route, domain, signal) => this.#openTor(route, this.#isolationKey(domain), signal),
-    }, report, { closed: () => closed(session) });
-    this.#connections.add(session);
-  }
-
-  #refuseOverLimit(door: DoorKind, socket: net.Socket, id: number, report: ConnectionReport): void {
-    const limit = this.#config.maxConnections;
-    report.refused('too-many-connections', { limit, door });
-    const refused = refusal('too-many-connections', 'resource-constraint', `the proxy already has ${limit} connections open; try again later`);
-    // A SOCKS client gets a SOCKS refusal to its greeting; an XMPP client a stream error.
-    socket.end(door === 'socks' ? Buffer.concat([Buffer.from([5, 0]), socksReply(REPLY.generalFailure)]) : streamErrorXml(refused, { withHeader: true, id: `xop-${id}` }));
-    socket.setTimeout(this.#config.lingerMs, () => socket.destroy());
-    socket.on('end', () => socket.destroy());
-    socket.resume();
+    new Session(connection, {
+      ...limits,
+      decideRoute: (domain) => decideRoute(this.#map, domain, { onionOnly: config.onionOnly }),
+      openUpstream: (route, domain, signal) => this.#openTor(route, this.#isolation.forDomain(domain), signal),
+    });
   }
 }
 

@@ -1,236 +1,100 @@
 import type net from 'node:net';
+import { UpstreamError } from '../common/errors.js';
+import { wholeSeconds } from '../common/words.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
-import type { Route } from '../onionmap/route.js';
-import { decideSocksRequest, type SocksPolicyOptions } from '../policy/socks-policy.js';
+import { refusal, SOCKS_REPLY, type Refusal } from '../policy/refusals.js';
+import { decideSocksRequest, type Route, type SocksDecision, type SocksPolicyOptions } from '../policy/routing.js';
+import { TOR_WORDS } from '../policy/tor-words.js';
 import { TlsRecordWalker } from '../policy/tls-records.js';
-import type { ConnectionReport } from './activity.js';
-import { UpstreamError } from './errors.js';
-import { startRelay, type RelayCounters } from './relay.js';
-import { Session, type SessionOptions } from './session.js';
-import { REPLY, Socks5Handshake, socksReply, type Socks5Request } from './socks5-handshake.js';
+import type { Connection } from './connection.js';
+import { Session, type SessionLimits } from './session.js';
+import { Socks5Handshake, socksReply, type Socks5Request } from './socks5-handshake.js';
 
 export interface SocksDoorOptions {
   readonly map: () => OnionMap;
   readonly policy: SocksPolicyOptions;
-  /** Connects through Tor; `isolationKey` picks the circuit. */
-  readonly openTor: (route: Route, isolationKey: string | undefined, signal?: AbortSignal) => Promise<net.Socket>;
-  /** The isolation key for a request: from the client's own SOCKS credentials when it sent some. */
-  readonly isolationKey: (request: Socks5Request, domain: string) => string | undefined;
-  readonly session: Omit<SessionOptions, 'decideRoute' | 'openUpstream'>;
-}
-
-export interface Closable {
-  destroy(reason: string): void;
+  /** Connects through Tor (the socket comes back paused); `isolationKey` picks the circuit. */
+  readonly openTor: (route: Route, isolationKey: string | undefined, signal: AbortSignal) => Promise<net.Socket>;
+  /** The isolation key for a request, by its normalised destination or the client's own credentials. */
+  readonly isolationKey: (request: Socks5Request, destination: string) => string | undefined;
+  readonly limits: SessionLimits;
 }
 
 /**
  * One connection at the SOCKS door: the SOCKS5 handshake, the destination's policy, the
  * connection through Tor, and only then success; after that, the same STARTTLS session as the
- * connect-server door, or a TLS-checked relay for direct TLS.
+ * connect-server door, or a relay (TLS checked from the first byte for direct TLS).
  */
-export function acceptSocksClient(
-  id: number,
-  client: net.Socket,
-  options: SocksDoorOptions,
-  report: ConnectionReport,
-  closed: (connection: Closable) => void,
-): Closable {
+export function acceptSocksClient(connection: Connection, options: SocksDoorOptions): void {
   const handshake = new Socks5Handshake();
-  let reason: string | undefined;
-  let handedOff = false;
-  let upstream: net.Socket | undefined;
-  const connection: Closable = {
-    destroy: (why) => {
-      reason ??= why;
-      upstream?.destroy();
-      client.destroy();
-    },
-  };
+  const client = connection.client;
+  connection.phase = 'socks';
   // A reply is only sent once the client is waiting for one: during the greeting, `05 01` would read as a method choice.
-  const timer = setTimeout(() => refuse(handshake.awaitingRequest ? REPLY.generalFailure : undefined, 'socks-timeout', 'the SOCKS handshake did not finish in time'), options.session.headerTimeoutMs);
-  timer.unref();
-
-  const refuse = (reply: number | undefined, code: string, words: string): void => {
-    clearTimeout(timer);
-    reason ??= code;
-    report.refused(code, { problem: words });
-    client.removeListener('data', onData);
-    client.on('data', () => {});
-    if (reply === undefined) client.end();
-    else client.end(socksReply(reply));
-    setTimeout(() => client.destroy(), options.session.lingerMs).unref();
-  };
-
-  const onData = (chunk: Buffer): void => {
+  const refuse = (refused: Refusal): void =>
+    connection.refuse(refused, handshake.awaitingReply ? socksReply(refused.socksReply) : undefined);
+  connection.arm(options.limits.headerTimeoutMs, () => refuse(refusal('socks-timeout', { seconds: wholeSeconds(options.limits.headerTimeoutMs) })));
+  connection.listen(client, 'data', (chunk) => {
     const step = handshake.feed(chunk);
-    if (step.type === 'need-more') {
-      if (step.write) client.write(step.write);
-      return;
-    }
-    if (step.type === 'fail') {
-      if (step.write) client.write(step.write);
-      refuse(undefined, 'socks-handshake', step.reason);
-      return;
-    }
     if (step.write) client.write(step.write);
-    client.removeListener('data', onData);
+    if (step.type === 'need-more') return;
+    if (step.type === 'fail') return connection.refuse(refusal('socks-handshake', { problem: step.reason }));
     // The handshake is done; Tor's connect has its own, longer budget (onions can be slow).
-    clearTimeout(timer);
-    void route(step.request, step.rest);
-  };
-
-  const route = async (request: Socks5Request, rest: Buffer): Promise<void> => {
-    const decision = decideSocksRequest(options.map(), request.host, request.port, options.policy);
-    if (!decision.ok) return refuse(decision.reply, decision.code, decision.words);
-    if (decision.mode !== 'starttls') report.routed(decision.route, decision.mode, { port: decision.route.port }, request.host);
-    const connecting = Date.now();
-    // While Tor connects, keep reading (bounded) so that a client leaving is seen at once
-    // and cancels the connect; what it sends early is handed on with the rest.
-    const early: Buffer[] = [rest];
-    let earlyBytes = rest.length;
-    const abort = new AbortController();
-    const hold = (chunk: Buffer): void => {
-      earlyBytes += chunk.length;
-      if (earlyBytes <= options.session.xmlLimits.maxBytes) early.push(chunk);
-      else if (!abort.signal.aborted) {
-        reason ??= 'client-limit';
-        report.refused(reason, { problem: `more than ${options.session.xmlLimits.maxBytes} bytes while Tor was connecting` });
-        abort.abort();
-      }
-    };
-    const gone = (): void => abort.abort();
-    client.on('data', hold);
-    client.once('end', gone);
-    client.once('close', gone);
-    try {
-      upstream = await options.openTor(decision.route, options.isolationKey(request, request.host), abort.signal);
-    } catch (error) {
-      if (abort.signal.aborted) return void client.destroy();
-      const failure = error instanceof UpstreamError ? error : new UpstreamError('tor-error', 'the connection through Tor failed');
-      return refuse(socksReplyFor(failure.reason), failure.reason, failure.words);
-    } finally {
-      client.removeListener('data', hold);
-      client.removeListener('end', gone);
-      client.removeListener('close', gone);
-    }
-    if (abort.signal.aborted || client.destroyed) {
-      upstream.destroy();
-      client.destroy();
-      return;
-    }
-    rest = Buffer.concat(early);
-    report.upstreamConnected(Date.now() - connecting);
-    const server = upstream;
-    // The upstream was opened before the stream was seen: it lives and dies with the client,
-    // whether or not a session ever takes it.
-    server.on('error', () => client.destroy());
-    client.on('close', () => server.destroy());
-    client.write(socksReply(REPLY.succeeded));
-    handedOff = true;
-    if (decision.mode === 'starttls') {
-      const session = new Session(id, client, {
-        ...options.session,
-        decideRoute: decision.acceptTo,
-        openUpstream: () => Promise.resolve(server),
-      }, report, { closed: () => closed(connection) });
-      connection.destroy = (why) => session.destroy(why);
-      session.feed(rest);
-      return;
-    }
-    relayWithoutNegotiation(client, server, rest, decision.mode === 'direct-tls', options.session.headerTimeoutMs, report, () => closed(connection));
-  };
-
-  client.on('data', onData);
-  client.on('error', () => {});
-  client.on('close', () => {
-    clearTimeout(timer);
-    if (handedOff) return;
-    upstream?.destroy();
-    report.closed(reason ?? 'client-closed', 0, 0, 'socks');
-    closed(connection);
+    connection.disarm();
+    connection.detach();
+    void route(connection, options, step.request, step.rest, refuse);
   });
-  return connection;
 }
 
-/** Direct TLS (XEP-0368): TLS record framing checked from the first byte; passthrough: nothing checked. */
-function relayWithoutNegotiation(
-  client: net.Socket,
-  server: net.Socket,
-  rest: Buffer,
-  checkTls: boolean,
-  headerTimeoutMs: number,
-  report: ConnectionReport,
-  closed: () => void,
-): void {
-  const counters: RelayCounters = { fromClient: 0, fromServer: 0 };
-  let reason: string | undefined;
-  client.on('close', () => {
-    server.destroy();
-    report.closed(reason ?? 'done', counters.fromClient, counters.fromServer, checkTls ? 'direct-tls' : 'passthrough');
-    closed();
+async function route(connection: Connection, options: SocksDoorOptions, request: Socks5Request, rest: Buffer, refuse: (r: Refusal) => void): Promise<void> {
+  const client = connection.client;
+  const decision = decideSocksRequest(options.map(), request.host, request.port, options.policy);
+  if (!decision.ok) return refuse(decision.refusal);
+  if (decision.mode !== 'starttls') connection.report.routed(decision.route, decision.mode, { port: decision.route.port }, decision.destination);
+  // While Tor connects, keep reading (bounded) so that a client leaving is seen at once and
+  // cancels the connect; what it sends early is handed on with the rest.
+  const early: Buffer[] = [rest];
+  let earlyBytes = rest.length;
+  const limit = options.limits.xmlLimits.maxBytes;
+  connection.listen(client, 'data', (chunk) => {
+    earlyBytes += chunk.length;
+    if (earlyBytes <= limit) early.push(chunk);
+    else refuse(refusal('client-limit', { whileConnecting: limit }));
   });
-  server.on('close', () => {
-    if (!client.writableEnded) client.end();
-  });
-  const walker = new TlsRecordWalker();
-  const cut = (from: 'client' | 'server', problem: string): void => {
-    reason ??= `tls-framing-${from}`;
-    report.refused(reason, { problem }, 'cut: not TLS');
-    server.destroy();
-    client.destroy();
-  };
-  if (!checkTls) {
-    if (rest.length > 0) server.write(rest);
-    client.pipe(server);
-    server.pipe(client);
+  connection.listen(client, 'end', () => connection.destroy('client-closed'));
+  const connecting = Date.now();
+  let server: net.Socket;
+  try {
+    server = await options.openTor(decision.route, options.isolationKey(request, decision.destination), connection.signal);
+  } catch (error) {
+    if (connection.ended) return;
+    const failed = error instanceof UpstreamError ? error : new UpstreamError('tor-error', TOR_WORDS.failed);
+    return refuse(refusal(failed.reason, { place: decision.route.kind, words: failed.words }));
+  }
+  if (!connection.useUpstream(server, () => connection.refuse(refusal('server-reset')))) return;
+  connection.detach();
+  connection.report.upstreamConnected(Date.now() - connecting);
+  client.write(socksReply(SOCKS_REPLY.succeeded));
+  handOver(connection, decision, Buffer.concat(early), options.limits);
+}
+
+/** After success: the STARTTLS session, or a relay (direct TLS checked from its first byte; pass-through not at all). */
+function handOver(connection: Connection, decision: Extract<SocksDecision, { ok: true }>, early: Buffer, limits: SessionLimits): void {
+  const server = connection.upstream!;
+  if (decision.mode === 'starttls') {
+    const session = new Session(connection, { ...limits, decideRoute: decision.acceptTo, openUpstream: () => Promise.resolve(server) });
+    session.feed(early);
     return;
   }
-  if (rest.length > 0) {
-    const problem = walker.check(rest);
-    if (problem) return cut('client', problem);
-    counters.fromClient += rest.length;
-    server.write(rest);
-  } else {
+  connection.phase = decision.mode;
+  if (decision.mode === 'passthrough') return connection.relay(early, undefined);
+  const walkers = { client: new TlsRecordWalker(), server: new TlsRecordWalker() };
+  const problem = early.length > 0 ? walkers.client.check(early) : undefined;
+  if (problem !== undefined) return connection.cut('client', problem);
+  connection.relay(early, walkers);
+  if (early.length === 0) {
     // Direct TLS has no stream header: its first bytes stand for one, and get the header budget
     // (else a silent client would hold its session and its Tor stream for as long as the server waits).
-    const timer = setTimeout(() => {
-      reason ??= 'header-timeout';
-      report.refused(reason, { problem: 'the client sent no TLS ClientHello in time' });
-      server.destroy();
-      client.destroy();
-    }, headerTimeoutMs);
-    timer.unref();
-    client.once('data', () => clearTimeout(timer));
-    client.once('close', () => clearTimeout(timer));
-  }
-  report.tlsStarted(rest.length);
-  startRelay(client, server, walker, counters, cut);
-}
-
-/** Tor's failure as the closest RFC 1928 reply; the reason itself goes to the log. */
-export function socksReplyFor(reason: string): number {
-  switch (reason) {
-    case 'socks-not-allowed':
-    case 'onion-auth-missing':
-    case 'onion-auth-wrong':
-      return REPLY.notAllowed;
-    case 'socks-network-unreachable':
-      return REPLY.networkUnreachable;
-    case 'socks-host-unreachable':
-    case 'onion-not-found':
-    case 'onion-intro-failed':
-    case 'onion-rendezvous-failed':
-    case 'onion-intro-timeout':
-    case 'onion-address-invalid':
-      return REPLY.hostUnreachable;
-    case 'socks-connection-refused':
-      return REPLY.connectionRefused;
-    case 'socks-ttl-expired':
-    case 'tor-timeout':
-      return REPLY.ttlExpired;
-    case 'socks-address-not-supported':
-      return REPLY.addressTypeNotSupported;
-    default:
-      return REPLY.generalFailure;
+    connection.arm(limits.headerTimeoutMs, () => connection.refuse(refusal('header-timeout', { seconds: wholeSeconds(limits.headerTimeoutMs), directTls: true })));
+    connection.client.once('data', () => connection.disarm());
   }
 }

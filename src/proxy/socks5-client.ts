@@ -6,7 +6,8 @@ export interface Socks5Destination {
 }
 
 export type Socks5Outcome =
-  | { readonly ok: true; readonly rest: Buffer }
+  /** The socket is paused, any bytes after the reply put back: the next reader gets them all. */
+  | { readonly ok: true }
   /** The server answered the CONNECT with this RFC 1928 (or Tor extended) reply code. */
   | { readonly ok: false; readonly why: 'reply'; readonly code: number }
   | { readonly ok: false; readonly why: 'protocol' | 'closed' | 'timeout' | 'aborted' };
@@ -33,6 +34,8 @@ export function socks5Handshake(
     let stage: 'method' | 'auth' | 'reply' = 'method';
     const finish = (outcome: Socks5Outcome): void => {
       clearTimeout(timer);
+      // Paused before the reader goes, so nothing Tor or the server sends next is emitted to no one.
+      socket.pause();
       socket.removeListener('data', onData);
       socket.removeListener('end', onClosed);
       socket.removeListener('close', onClosed);
@@ -42,7 +45,7 @@ export function socks5Handshake(
     };
     const onClosed = (): void => finish({ ok: false, why: 'closed' });
     const onAbort = (): void => finish({ ok: false, why: 'aborted' });
-    const timer = setTimeout(() => finish({ ok: false, why: 'timeout' }), timeoutMs);
+
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       for (;;) {
@@ -75,10 +78,15 @@ export function socks5Handshake(
         const length = replyLength(buffered);
         if (length === undefined) return buffered.length < 5 ? undefined : finish({ ok: false, why: 'protocol' });
         if (buffered.length < length) return;
-        return finish({ ok: true, rest: Buffer.from(buffered.subarray(length)) });
+        const rest = buffered.subarray(length);
+        finish({ ok: true });
+        if (rest.length > 0) socket.unshift(Buffer.from(rest));
+        return;
       }
     };
     if (signal?.aborted) return resolve({ ok: false, why: 'aborted' });
+    const timer = setTimeout(() => finish({ ok: false, why: 'timeout' }), timeoutMs);
+    timer.unref();
     socket.on('data', onData);
     socket.once('end', onClosed);
     socket.once('close', onClosed);

@@ -43,8 +43,8 @@ export class Socks5Handshake {
   #credentials: Socks5Request['credentials'];
 
   /** True once the method is agreed: a SOCKS reply is then what the client expects. */
-  get awaitingRequest(): boolean {
-    return this.#stage === 'request';
+  get awaitingReply(): boolean {
+    return this.#stage === 'request' || this.#stage === 'done';
   }
 
   feed(chunk: Buffer): HandshakeStep {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../common/endpoint.js';
 
 export type GreetingResult =
   | { readonly ok: true }

@@ -20,6 +20,7 @@
 import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import type { Action, Phase } from '../../src/policy/negotiation.js';
+import { refusal } from '../../src/policy/refusals.js';
 import { Negotiator } from '../../src/policy/negotiator.js';
 import { testRouting } from './policy-driver.js';
 
@@ -392,7 +393,7 @@ export function drive(steps: readonly Step[], sizes: readonly number[], options:
     }
     if ('event' in step) {
       if (step.event === 'timeout') apply(negotiator.event({ type: 'timeout', stage: 'negotiation', seconds: 1 }));
-      else if (step.event === 'upstream-failed') apply(negotiator.event({ type: 'upstream-failed', refusal: { code: 'socks-general-failure', condition: 'remote-connection-failed', text: 'Tor could not make the connection' } }));
+      else if (step.event === 'upstream-failed') apply(negotiator.event({ type: 'upstream-failed', refusal: refusal('socks-general-failure', { place: 'onion', words: 'Tor could not make the connection' }) }));
       else apply(negotiator.event({ type: 'eof', from: step.event === 'client-eof' ? 'client' : 'server' }));
       continue;
     }

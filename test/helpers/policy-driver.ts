@@ -1,6 +1,6 @@
 import { OnionMap } from '../../src/onionmap/onion-map.js';
-import { decideRoute } from '../../src/onionmap/route.js';
-import { streamRoute, type Action, type Phase, type StreamRouteDecision } from '../../src/policy/negotiation.js';
+import type { Action, Phase } from '../../src/policy/negotiation.js';
+import { decideRoute, type RouteDecision } from '../../src/policy/routing.js';
 import { Negotiator } from '../../src/policy/negotiator.js';
 
 export type TranscriptStep =
@@ -23,8 +23,8 @@ export const TEST_MAP = new OnionMap([
   { domain: 'example.test', host: '127.0.0.1', status: 'no-onion', port: 5222, origin: 'test' },
 ]);
 
-export function testRouting(domain: string): StreamRouteDecision {
-  return streamRoute(decideRoute(TEST_MAP, domain, { onionOnly: false }));
+export function testRouting(domain: string): RouteDecision {
+  return decideRoute(TEST_MAP, domain, { onionOnly: false });
 }
 
 export type Chunker = (data: Buffer) => Buffer[];

@@ -2,7 +2,7 @@ import t from 'tap';
 import { loadBundledMap } from '../../src/onionmap/bundled.js';
 import { validateOnion } from '../../src/onionmap/onion-address.js';
 import { OnionMap } from '../../src/onionmap/onion-map.js';
-import { decideRoute } from '../../src/onionmap/route.js';
+import { decideRoute } from '../../src/policy/routing.js';
 import { readOnionsMapFile } from '../../src/onionmap/lua-import.js';
 import { fileURLToPath } from 'node:url';
 
@@ -33,7 +33,7 @@ t.test('Riseup is retired: the last onion is kept but never routed to', async (t
     const entry = map.get(domain);
     t.match(entry, { status: 'retired', onion: RISEUP_ONION });
     const decision = decideRoute(map, domain, { onionOnly: false });
-    t.match(decision, { ok: false, code: 'retired', text: new RegExp(`^${domain.replace('.', '\\.')} retired its XMPP service in 2023`) });
+    t.match(decision, { ok: false, refusal: { code: 'route-retired', text: new RegExp(`^${domain.replace('.', '\\.')} retired its XMPP service in 2023`) } });
   }
 });
 
@@ -42,13 +42,13 @@ t.test('Calyx has no onion: a Tor exit to its clearnet host, refused in onion-on
     t.match(decideRoute(map, domain, { onionOnly: false }), {
       ok: true, reason: 'mapped-clearnet', status: 'no-onion', route: { kind: 'clearnet', host: 'jabber.calyxinstitute.org', port: 5222 },
     });
-    t.match(decideRoute(map, domain, { onionOnly: true }), { ok: false, code: 'onion-only', text: /v2 address/ });
+    t.match(decideRoute(map, domain, { onionOnly: true }), { ok: false, refusal: { code: 'route-onion-only', text: /v2 address/ } });
   }
 });
 
 t.test('shut-down services are refused; a dead onion of a live service is not used', async (t) => {
   for (const domain of ['creep.im', 'jabber.otr.im', 'jabber.systemli.org']) {
-    t.match(decideRoute(map, domain, { onionOnly: false }), { ok: false, code: 'retired' }, domain);
+    t.match(decideRoute(map, domain, { onionOnly: false }), { ok: false, refusal: { code: 'route-retired' } }, domain);
   }
   t.match(decideRoute(map, 'jabber.de', { onionOnly: false }), { ok: true, route: { kind: 'clearnet', host: 'jabber.de' } });
   t.match(decideRoute(map, 'xmpp.is', { onionOnly: true }), { ok: true, status: 'active', route: { kind: 'onion', port: 5222 } });

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { MapFileError, parseMapJson } from '../../src/onionmap/map-file.js';
+import { MapFileError } from '../../src/common/errors.js';
+import { parseMapJson } from '../../src/onionmap/map-file.js';
 
 const GOOD = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
 const CORRUPT = `7${GOOD.slice(1)}`;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { loadLayeredMap } from '../../src/onionmap/load.js';
-import { MapFileError } from '../../src/onionmap/map-file.js';
+import { MapFileError } from '../../src/common/errors.js';
 import { resolveMapLayers, SYSTEM_MAP_FILE } from '../../src/onionmap/map-layers.js';
 import { onionFromPublicKey } from '../../src/onionmap/onion-address.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { OnionMap } from '../../src/onionmap/onion-map.js';
-import { decideSocksRequest } from '../../src/policy/socks-policy.js';
+import { decideSocksRequest } from '../../src/policy/routing.js';
 
 const ONION = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
 const OTHER_ONION = 'jabjabdea2eewo3gzfurscj2sjqgddptwumlxi3wur57rzf5itje2rid.onion';
@@ -29,14 +29,14 @@ t.test('a .onion destination goes through as given; an unmapped name through a T
 });
 
 t.test('refusals carry the RFC 1928 reply and a reason', async (t) => {
-  t.match(decideSocksRequest(map, 'example.org', 80, opts), { ok: false, reply: 2, code: 'socks-port-not-allowed' });
+  t.match(decideSocksRequest(map, 'example.org', 80, opts), { ok: false, refusal: { socksReply: 2, code: 'socks-port-not-allowed' } });
   t.match(decideSocksRequest(map, 'example.org', 80, { ...opts, allowOtherPorts: true }), { ok: true, mode: 'passthrough', route: { port: 80 } });
-  t.match(decideSocksRequest(map, '203.0.113.9', 5222, opts), { ok: false, reply: 2, code: 'socks-ip-destination' });
+  t.match(decideSocksRequest(map, '203.0.113.9', 5222, opts), { ok: false, refusal: { socksReply: 2, code: 'socks-ip-destination' } });
   t.match(decideSocksRequest(map, '127.0.0.1', 5222, opts), { ok: true, route: { host: '127.0.0.1' } }, 'an address a user map names is allowed');
-  t.match(decideSocksRequest(map, 'riseup.net', 5222, opts), { ok: false, reply: 2, code: 'route-retired', words: /retired/ });
-  t.match(decideSocksRequest(map, 'unmapped.test', 5222, { ...opts, onionOnly: true }), { ok: false, reply: 2, code: 'route-onion-only' });
-  t.match(decideSocksRequest(map, 'ijeeynrc6x2uy5ob.onion', 5222, opts), { ok: false, reply: 4, code: 'socks-bad-onion', words: /v2/ });
-  t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, reply: 4, code: 'socks-bad-destination' });
+  t.match(decideSocksRequest(map, 'riseup.net', 5222, opts), { ok: false, refusal: { socksReply: 2, code: 'route-retired', text: /retired/ } });
+  t.match(decideSocksRequest(map, 'unmapped.test', 5222, { ...opts, onionOnly: true }), { ok: false, refusal: { socksReply: 2, code: 'route-onion-only' } });
+  t.match(decideSocksRequest(map, 'ijeeynrc6x2uy5ob.onion', 5222, opts), { ok: false, refusal: { socksReply: 4, code: 'socks-bad-onion', text: /v2/ } });
+  t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, refusal: { socksReply: 4, code: 'socks-bad-destination' } });
 });
 
 t.test("the stream's to must be a domain the destination serves", async (t) => {

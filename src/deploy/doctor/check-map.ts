@@ -1,5 +1,5 @@
 import { loadLayeredMap } from '../../onionmap/load.js';
-import { MapFileError } from '../../onionmap/map-file.js';
+import { MapFileError } from '../../common/errors.js';
 import { resolveMapLayers } from '../../onionmap/map-layers.js';
 import type { CheckLine } from '../check-line.js';
 

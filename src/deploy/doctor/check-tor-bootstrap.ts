@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { formatEndpoint, type Endpoint } from '../../proxy/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../../common/endpoint.js';
 import type { CheckLine } from '../check-line.js';
 
 export interface TorControlTarget {

@@ -1,4 +1,4 @@
-import { formatEndpoint, type Endpoint } from '../../proxy/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../../common/endpoint.js';
 import type { CheckLine } from '../check-line.js';
 import type { DoorAddress } from '../doors.js';
 import { socks5Greeting } from '../../proxy/tor-probe.js';

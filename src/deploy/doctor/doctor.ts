@@ -1,4 +1,4 @@
-import type { Endpoint } from '../../proxy/endpoint.js';
+import type { Endpoint } from '../../common/endpoint.js';
 import type { CheckLine } from '../check-line.js';
 import type { DoorAddress } from '../doors.js';
 import { checkNodeVersion } from '../node-version.js';

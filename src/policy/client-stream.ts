@@ -1,0 +1,93 @@
+import { normalizeDomain } from '../onionmap/domain.js';
+import { afterXmlWhitespace, LANGUAGE_TAG, refuse, TERMINAL, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
+import { refusal, type Refusal } from './refusals.js';
+import { STARTTLS, STREAM_CLOSE, streamHeader, XML_DECLARATION } from './serialize.js';
+import { TlsRecordWalker } from './tls-records.js';
+import { violationRefusal } from './violations.js';
+import { child, is, NS, type XmlElement } from './xml-element.js';
+import type { XmlEvent } from './xml-events.js';
+
+const UPSTREAM_HEADER_ATTRS = ['to', 'version', 'xml:lang'] as const;
+
+/** The client's side before TLS: its stream header, `<starttls/>`, and nothing else (RFC 6120 §5.4.2). */
+export function onClientXml(state: NegotiationState, event: XmlEvent, ctx: NegotiationContext): Step {
+  switch (event.kind) {
+    case 'violation':
+      return refuse(state, ctx, violationRefusal('client', event.violation));
+    case 'header':
+      return onClientHeader(state, event.header, ctx);
+    case 'end':
+      return {
+        state: { ...state, phase: 'Closed' },
+        actions: [{ type: 'close', reason: 'client-closed', ...(state.clientHasHeader ? { toClient: STREAM_CLOSE } : {}) }],
+      };
+    case 'element': {
+      const next = onClientElement(state, event.element, ctx);
+      if (!event.trailing || event.trailing.length === 0) return next;
+      const after = onClientTlsBytes(next.state, event.trailing, ctx);
+      // Injected plaintext refuses the whole write: not even its <starttls/> is passed on.
+      if (after.state.phase === 'Refused') return after;
+      return { state: after.state, actions: [...next.actions, ...after.actions] };
+    }
+  }
+}
+
+/** RFC 6120 §4.7: the client's stream header selects the server; its `from` (the JID) is dropped. */
+function onClientHeader(state: NegotiationState, header: XmlElement, ctx: NegotiationContext): Step {
+  if (!is(header, NS.streams, 'stream') || header.defaultNs !== NS.client) return refuse(state, ctx, refusal('client-bad-namespace'));
+  if (!/^1\.\d+$/.test(header.attrs.version ?? '')) return refuse(state, ctx, refusal('client-unsupported-version'));
+  const to = header.attrs.to;
+  if (to === undefined) return refuse(state, ctx, refusal('client-no-domain'));
+  const domain = normalizeDomain(to);
+  if (!domain.ok) return refuse(state, ctx, refusal('client-bad-domain', { problem: domain.problem }));
+  const withDomain = { ...state, domain: domain.domain };
+  const decision = ctx.decideRoute(domain.domain);
+  if (!decision.ok) return refuse(withDomain, ctx, decision.refusal);
+  // Only what the policy vouches for leaves in clear: the normalised domain, version 1.0 (the
+  // client restarts its own stream inside TLS, RFC 6120 §5.4.3.3) and a well-formed language tag.
+  const lang = header.attrs['xml:lang'];
+  const upstreamHeader = XML_DECLARATION + streamHeader({
+    to: domain.domain,
+    version: '1.0',
+    ...(lang !== undefined && LANGUAGE_TAG.test(lang) ? { 'xml:lang': lang } : {}),
+  }, UPSTREAM_HEADER_ATTRS);
+  return {
+    state: { ...withDomain, phase: 'AwaitUpstream', upstreamHeader },
+    actions: [{ type: 'connect', route: decision.route, decision }],
+  };
+}
+
+function onClientElement(state: NegotiationState, element: XmlElement, ctx: NegotiationContext): Step {
+  if (!is(element, NS.tls, 'starttls')) return refuse(state, ctx, clientElementRefusal(element));
+  if (state.startTlsRequested) return refuse(state, ctx, refusal('client-unexpected-element', { twice: true }));
+  const requested = { ...state, startTlsRequested: true, clientWalker: new TlsRecordWalker() };
+  if (state.phase !== 'AwaitStartTls') return { state: requested, actions: [] };
+  return { state: { ...requested, phase: 'AwaitProceed' }, actions: [{ type: 'send', to: 'server', data: STARTTLS }] };
+}
+
+function clientElementRefusal(element: XmlElement): Refusal {
+  if (is(element, NS.sasl, 'auth')) return refusal('client-plaintext-auth');
+  if (is(element, NS.client, 'iq') && child(element, NS.register, 'query')) return refusal('client-plaintext-register');
+  if (element.uri === NS.client && ['iq', 'message', 'presence'].includes(element.local)) {
+    return refusal('client-stanza-before-tls', { element: element.local });
+  }
+  if (element.uri === NS.compress) return refusal('client-compress-before-tls');
+  return refusal('client-unexpected-element', { element: element.local });
+}
+
+/**
+ * After `<starttls/>` the client may pipeline its TLS ClientHello (XEP-0305 style): TLS records
+ * are held until the server's `<proceed/>`; anything else is command injection (CVE-2011-0411 class).
+ */
+export function onClientTlsBytes(state: NegotiationState, received: Buffer, ctx: NegotiationContext): Step {
+  if (TERMINAL.has(state.phase)) return { state, actions: [] };
+  // Whitespace right after <starttls/> is still XML (go-sendxmpp sends a newline): dropped, never forwarded.
+  const bytes = state.heldBytes === 0 ? afterXmlWhitespace(received) : received;
+  if (bytes.length === 0) return { state, actions: [] };
+  const walker = state.clientWalker;
+  const problem = walker ? walker.check(bytes) : 'no <starttls/> before it';
+  if (problem) return refuse(state, ctx, refusal('client-data-after-starttls', { problem }));
+  const heldBytes = state.heldBytes + bytes.length;
+  if (heldBytes > ctx.maxHeldBytes) return refuse(state, ctx, refusal('client-limit', { heldTlsBytes: ctx.maxHeldBytes }));
+  return { state: { ...state, held: [...state.held, bytes], heldBytes }, actions: [] };
+}

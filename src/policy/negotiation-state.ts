@@ -1,0 +1,88 @@
+import type { Refusal } from './refusals.js';
+import type { RouteDecision, Route } from './routing.js';
+import { streamErrorXml } from './serialize.js';
+import type { TlsRecordWalker } from './tls-records.js';
+import type { XmlEvent } from './xml-events.js';
+
+export type Side = 'client' | 'server';
+
+export type Phase =
+  | 'AwaitClientHeader'
+  | 'AwaitUpstream'
+  | 'AwaitServerHeader'
+  | 'AwaitServerFeatures'
+  | 'AwaitStartTls'
+  | 'AwaitProceed'
+  | 'Relaying'
+  | 'Refused'
+  | 'Closed';
+
+export interface NegotiationState {
+  readonly phase: Phase;
+  /** Whether the client has been sent a stream header, so an error needs none of its own. */
+  readonly clientHasHeader: boolean;
+  readonly startTlsRequested: boolean;
+  readonly domain?: string;
+  readonly upstreamHeader?: string;
+  /** TLS records the client pipelined after `<starttls/>`: held until `<proceed/>`, never sent early. */
+  readonly held: readonly Buffer[];
+  readonly heldBytes: number;
+  readonly clientWalker?: TlsRecordWalker;
+}
+
+export type NegotiationEvent =
+  | { readonly type: 'xml'; readonly from: Side; readonly event: XmlEvent }
+  /** Raw bytes that arrived after the side's TLS switch point and before the relay started. */
+  | { readonly type: 'bytes'; readonly from: Side; readonly bytes: Buffer }
+  | { readonly type: 'upstream-connected' }
+  | { readonly type: 'upstream-failed'; readonly refusal: Refusal }
+  | { readonly type: 'timeout'; readonly stage: 'header' | 'negotiation'; readonly seconds: number }
+  | { readonly type: 'eof'; readonly from: Side };
+
+export type Action =
+  | { readonly type: 'connect'; readonly route: Route; readonly decision: Extract<RouteDecision, { ok: true }> }
+  | { readonly type: 'send'; readonly to: Side; readonly data: string }
+  | { readonly type: 'start-relay'; readonly clientPreamble: Buffer; readonly clientWalker: TlsRecordWalker }
+  | { readonly type: 'refuse'; readonly refusal: Refusal; readonly toClient: string }
+  | { readonly type: 'close'; readonly reason: string; readonly toClient?: string };
+
+export interface NegotiationContext {
+  readonly decideRoute: (domain: string) => RouteDecision;
+  /** Stream id for a header we write ourselves, when refusing before the server spoke. */
+  readonly streamId: string;
+  readonly maxHeldBytes: number;
+}
+
+export interface Step {
+  readonly state: NegotiationState;
+  readonly actions: readonly Action[];
+}
+
+export const INITIAL_STATE: NegotiationState = {
+  phase: 'AwaitClientHeader',
+  clientHasHeader: false,
+  startTlsRequested: false,
+  held: [],
+  heldBytes: 0,
+};
+
+export const TERMINAL: ReadonlySet<Phase> = new Set(['Relaying', 'Refused', 'Closed']);
+
+/** RFC 5646 shape (language, then up to seven subtags): anything else in xml:lang is not forwarded. */
+export const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,7}$/;
+
+export function refuse(state: NegotiationState, ctx: NegotiationContext, refused: Refusal): Step {
+  const toClient = streamErrorXml(refused, {
+    withHeader: !state.clientHasHeader,
+    ...(state.domain ? { from: state.domain } : {}),
+    id: ctx.streamId,
+  });
+  return { state: { ...state, phase: 'Refused', held: [], heldBytes: 0 }, actions: [{ type: 'refuse', refusal: refused, toClient }] };
+}
+
+/** RFC 6120 §11.7 allows whitespace between elements; none of it is TLS. */
+export function afterXmlWhitespace(bytes: Buffer): Buffer {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  return i === 0 ? bytes : bytes.subarray(i);
+}

@@ -1,0 +1,146 @@
+import net from 'node:net';
+import { normalizeDomain } from '../onionmap/domain.js';
+import { DEFAULT_CLIENT_PORT, type EntryStatus } from '../onionmap/entry.js';
+import { validateOnion } from '../onionmap/onion-address.js';
+import type { OnionMap } from '../onionmap/onion-map.js';
+import { refusal, type Refusal } from './refusals.js';
+
+/**
+ * Where a connection may go, for both doors: the connect-server door routes the stream's `to`
+ * by the onion map; the SOCKS door routes its CONNECT destination the same way, chooses the
+ * policy by port, and then checks the stream's `to` against that destination. Pure: no I/O,
+ * and no name is ever resolved here.
+ */
+
+export interface Route {
+  readonly kind: 'onion' | 'clearnet';
+  /** Passed to Tor as a SOCKS5 host name (or an address literal from a user map); never resolved here. */
+  readonly host: string;
+  readonly port: number;
+}
+
+export type RouteReason = 'mapped-onion' | 'onion-domain' | 'mapped-clearnet' | 'unmapped-clearnet';
+
+export type RouteDecision =
+  | { readonly ok: true; readonly route: Route; readonly reason: RouteReason; readonly status?: EntryStatus; readonly note?: string }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+export interface RouteOptions {
+  readonly onionOnly: boolean;
+}
+
+export const DEFAULT_DIRECT_TLS_PORT = 5223;
+
+/** Where a connection for `domain` (already normalised) goes. */
+export function decideRoute(map: OnionMap, domain: string, options: RouteOptions): RouteDecision {
+  if (domain.endsWith('.onion')) {
+    const onion = validateOnion(domain);
+    if (!onion.ok) return { ok: false, refusal: refusal('route-bad-onion', { problem: onion.problem }) };
+    return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, reason: 'onion-domain' };
+  }
+  const entry = map.get(domain);
+  if (!entry) {
+    if (options.onionOnly) return { ok: false, refusal: refusal('route-onion-only', { domain }) };
+    return { ok: true, route: { kind: 'clearnet', host: domain, port: DEFAULT_CLIENT_PORT }, reason: 'unmapped-clearnet' };
+  }
+  const note = entry.note;
+  const known = { status: entry.status, ...(note ? { note } : {}) };
+  if (entry.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain, ...(note ? { note } : {}) }) };
+  if ((entry.status === 'active' || entry.status === 'unverified') && entry.onion) {
+    return { ok: true, route: { kind: 'onion', host: entry.onion, port: entry.port }, reason: 'mapped-onion', ...known };
+  }
+  if (options.onionOnly) return { ok: false, refusal: refusal('route-onion-only', { domain, ...(note ? { why: note } : {}) }) };
+  return { ok: true, route: { kind: 'clearnet', host: entry.host ?? domain, port: entry.port }, reason: 'mapped-clearnet', ...known };
+}
+
+/** What the SOCKS door does with a CONNECT: the STARTTLS policy, TLS from the first byte (XEP-0368), or plain passing. */
+export type SocksMode = 'starttls' | 'direct-tls' | 'passthrough';
+
+export type SocksDecision =
+  | {
+      readonly ok: true;
+      readonly mode: SocksMode;
+      readonly route: Route;
+      /** The destination, normalised: what circuits are isolated by. */
+      readonly destination: string;
+      /** For `starttls`: whether the stream's `to` may be served by this destination. */
+      readonly acceptTo: (domain: string) => RouteDecision;
+    }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+export interface SocksPolicyOptions {
+  readonly onionOnly: boolean;
+  readonly allowOtherPorts: boolean;
+}
+
+/**
+ * Routes a SOCKS CONNECT by its destination: a mapped domain to its onion, a `.onion` as given,
+ * any other name through a Tor exit; the port selects the policy.
+ */
+export function decideSocksRequest(map: OnionMap, host: string, port: number, options: SocksPolicyOptions): SocksDecision {
+  const target = socksDestination(map, host, options);
+  if (!target.ok) return target;
+  const entry = target.domain ? map.get(target.domain) : undefined;
+  let mode: SocksMode;
+  let routePort: number;
+  if (port === DEFAULT_CLIENT_PORT || port === entry?.port) {
+    mode = 'starttls';
+    routePort = target.route.port;
+  } else if (port === DEFAULT_DIRECT_TLS_PORT || port === entry?.directTlsPort) {
+    mode = 'direct-tls';
+    routePort = entry?.directTlsPort ?? port;
+  } else if (options.allowOtherPorts) {
+    mode = 'passthrough';
+    routePort = port;
+  } else {
+    return { ok: false, refusal: refusal('socks-port-not-allowed', { port }) };
+  }
+  const route: Route = { ...target.route, port: routePort };
+  return {
+    ok: true,
+    mode,
+    route,
+    destination: target.name,
+    acceptTo: (to) => acceptTo(map, target.name, target.domain, route, to, options),
+  };
+}
+
+type Destination =
+  | { readonly ok: true; readonly route: Route; readonly name: string; readonly domain?: string }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+function socksDestination(map: OnionMap, rawHost: string, options: SocksPolicyOptions): Destination {
+  if (net.isIP(rawHost) !== 0) {
+    // An address means the client resolved the name itself, outside Tor; only a user map may name one.
+    const mapped = map.entries().find((entry) => entry.host === rawHost);
+    if (!mapped || options.onionOnly) return { ok: false, refusal: refusal('socks-ip-destination') };
+    return { ok: true, route: { kind: 'clearnet', host: rawHost, port: mapped.port }, name: rawHost, domain: mapped.domain };
+  }
+  const name = normalizeDomain(rawHost);
+  if (!name.ok) return { ok: false, refusal: refusal('socks-bad-destination', { problem: name.problem }) };
+  if (name.domain.endsWith('.onion')) {
+    const onion = validateOnion(name.domain);
+    if (!onion.ok) return { ok: false, refusal: refusal('socks-bad-onion', { problem: onion.problem }) };
+    return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, name: onion.onion };
+  }
+  const decision = decideRoute(map, name.domain, options);
+  if (!decision.ok) return decision;
+  return { ok: true, route: decision.route, name: name.domain, domain: name.domain };
+}
+
+/**
+ * The stream's `to` must be a domain this destination can serve: the destination itself, a
+ * domain whose mapped onion or host it is, or any domain when the client asked for an onion itself.
+ */
+function acceptTo(map: OnionMap, asked: string, destinationDomain: string | undefined, route: Route, to: string, options: SocksPolicyOptions): RouteDecision {
+  const own = decideRoute(map, to, options);
+  if (!own.ok && own.refusal.code === 'route-retired') return own;
+  const entry = map.get(to);
+  const serves =
+    to === destinationDomain ||
+    to === asked ||
+    (route.kind === 'onion' && !destinationDomain) ||
+    (entry !== undefined && (entry.onion === asked || entry.host === asked));
+  if (!serves) return { ok: false, refusal: refusal('socks-to-mismatch', { asked, to }) };
+  return { ok: true, route, reason: route.kind === 'onion' ? 'mapped-onion' : 'mapped-clearnet' };
+}
