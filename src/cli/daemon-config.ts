@@ -10,6 +10,8 @@ import type { Isolation } from '../proxy/isolation.js';
 import { defaultControlPath, MAX_SOCKET_PATH_BYTES } from '../control/socket-path.js';
 import { defaultMaxConnections } from './fd-limit.js';
 import { LOG_LEVELS } from './logger.js';
+import { CONFIG_SCHEMA } from './config-schema.js';
+import { schemaProblems } from '../common/schema-problems.js';
 
 /** Options as typed on the command line or written in a --config JSON file (same names, camelCase). */
 export interface DaemonOptions {
@@ -52,11 +54,7 @@ export interface DaemonConfig {
   readonly control: string | undefined;
 }
 
-const CONFIG_KEYS = new Set<string>([
-  'listen', 'socks', 'socksAllowOtherPorts', 'allowRemote', 'tor', 'map', 'onionOnly', 'isolation', 'maxConnections', 'headerTimeout',
-  'negotiationTimeout', 'connectTimeout', 'preTlsBytes', 'logLevel', 'control',
-]);
-
+/** The --config file, checked against its schema: a bad key, type or range is a usage error naming it. */
 export function readConfigFile(file: string): DaemonOptions {
   let data: unknown;
   try {
@@ -64,13 +62,15 @@ export function readConfigFile(file: string): DaemonOptions {
   } catch (error) {
     throw new UsageError(`--config ${file}: ${(error as Error).message}`);
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new UsageError(`--config ${file}: expected a JSON object of options`);
+  const parsed = CONFIG_SCHEMA.safeParse(data);
+  if (!parsed.success) {
+    const problems = typeof data === 'object' && data !== null && !Array.isArray(data)
+      ? schemaProblems(parsed.error, data)
+      : ['expected a JSON object of options'];
+    throw new UsageError(`--config ${file}: ${problems.join('; ')}`);
   }
-  for (const key of Object.keys(data)) {
-    if (!CONFIG_KEYS.has(key)) throw new UsageError(`--config ${file}: unknown option "${key}"`);
-  }
-  return data as DaemonOptions;
+  const { $schema: _schema, ...options } = parsed.data;
+  return options;
 }
 
 /** Command-line options over the --config file over the defaults; every value checked here. */

@@ -69,6 +69,8 @@ interface Client {
   resyncing: boolean;
   windowStart: number;
   windowRequests: number;
+  /** Counts subscribe and unsubscribe requests: a snapshot awaited for one request must not undo a later one. */
+  subscriptionRequests: number;
 }
 
 const DRAIN_CHECK_MS = 100;
@@ -171,7 +173,7 @@ export class ControlServer {
       return;
     }
     const id = this.#nextId++;
-    const client: Client = { id, ws, subscribed: false, domains: false, dropped: 0, peakBuffered: 0, behind: false, resyncing: false, windowStart: 0, windowRequests: 0 };
+    const client: Client = { id, ws, subscribed: false, domains: false, dropped: 0, peakBuffered: 0, behind: false, resyncing: false, windowStart: 0, windowRequests: 0, subscriptionRequests: 0 };
     this.#clients.set(id, client);
     this.#log.debug({ client: id }, 'control client connected');
     ws.on('message', (data: RawData, isBinary: boolean) => this.#message(client, data, isBinary));
@@ -206,9 +208,10 @@ export class ControlServer {
         void this.#sendSnapshot(client, request.domains);
         return;
       case 'subscribe':
-        void this.#sendSnapshot(client, request.domains, true);
+        void this.#sendSnapshot(client, request.domains, ++client.subscriptionRequests);
         return;
       case 'unsubscribe':
+        client.subscriptionRequests++;
         client.subscribed = false;
         return;
       case 'reload': {
@@ -289,10 +292,13 @@ export class ControlServer {
     this.#send(client, this.#snapshot(client, tor, client.domains));
   }
 
-  /** With `subscribe`, events start right after the snapshot, in the same tick: none comes before it. */
-  async #sendSnapshot(client: Client, domains: boolean, subscribe = false): Promise<void> {
+  /**
+   * With `subscribe` (its request number), events start right after the snapshot, in the same
+   * tick: none comes before it; a request made meanwhile (an unsubscribe) wins over this one.
+   */
+  async #sendSnapshot(client: Client, domains: boolean, subscribe?: number): Promise<void> {
     const tor = await this.#tor.status();
-    if (subscribe) {
+    if (subscribe === client.subscriptionRequests) {
       client.subscribed = true;
       client.domains = domains;
     }

@@ -1,11 +1,32 @@
 import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { schemaProblems } from '../common/schema-problems.js';
 import { MapFileError } from '../common/errors.js';
 import net from 'node:net';
 import { DEFAULT_CLIENT_PORT, STATUSES, type EntryStatus, type MapEntry } from './entry.js';
 import { normalizeDomain } from './domain.js';
 import { validateOnion } from './onion-address.js';
 
-const FIELDS = new Set(['onion', 'port', 'directTlsPort', 's2sPort', 'host', 'status', 'note', 'source']);
+const text = z.string().min(1);
+const port = z.int().min(1).max(65535);
+
+/** One entry of an onions.json file; the domain is its key. */
+export const ENTRY_SCHEMA = z.strictObject({
+  onion: text.optional().describe('v3 onion address (56 base32 characters and .onion)'),
+  port: port.optional().describe('client-to-server port (STARTTLS), default 5222'),
+  directTlsPort: port.optional().describe('XEP-0368 direct-TLS port'),
+  s2sPort: port.optional().describe('server-to-server port: kept as a fact, never used for clients'),
+  host: text.optional().describe('clearnet host reached through a Tor exit when there is no onion'),
+  status: z.enum(STATUSES).optional().describe('active, unverified, retired or no-onion'),
+  note: text.optional().describe('what the user is told about this entry'),
+  source: text.optional().describe('where the facts come from'),
+});
+
+/** An onions.json file: entries keyed by XMPP domain, and an optional "$schema" for editors. */
+export const MAP_SCHEMA = z.object({ $schema: z.string().optional() }).catchall(ENTRY_SCHEMA);
+
+const FIELDS = Object.keys(ENTRY_SCHEMA.shape);
+const PORTS = new Set(['port', 'directTlsPort', 's2sPort']);
 
 /**
  * Parses a JSON map: an object keyed by XMPP domain. Collects every problem, each naming
@@ -25,6 +46,7 @@ export function parseMapJson(text: string, file: string): MapEntry[] {
   const entries: MapEntry[] = [];
   const seen = new Set<string>();
   for (const [key, value] of Object.entries(data)) {
+    if (key === '$schema' && typeof value === 'string') continue;
     const entryProblems: string[] = [];
     const entry = parseEntry(key, value, file, entryProblems);
     problems.push(...entryProblems.map((problem) => `${key}: ${problem}`));
@@ -63,25 +85,15 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
     problem('expected an object such as {"onion": "….onion", "port": 5222}');
     return undefined;
   }
-  const fields = value as Record<string, unknown>;
-  for (const field of Object.keys(fields)) {
-    if (!FIELDS.has(field)) problem(`unknown field "${field}" (known: ${[...FIELDS].join(', ')})`);
-  }
-  const onion = optionalString(fields, 'onion', problem);
-  const host = optionalString(fields, 'host', problem);
-  const note = optionalString(fields, 'note', problem);
-  const source = optionalString(fields, 'source', problem);
-  const port = optionalPort(fields, 'port', problem) ?? DEFAULT_CLIENT_PORT;
-  const directTlsPort = optionalPort(fields, 'directTlsPort', problem);
-  const s2sPort = optionalPort(fields, 's2sPort', problem);
-  let status: EntryStatus | undefined;
-  if (fields.status !== undefined) {
-    if (typeof fields.status === 'string' && (STATUSES as readonly string[]).includes(fields.status)) {
-      status = fields.status as EntryStatus;
-    } else {
-      problem(`status must be one of ${STATUSES.join(', ')}`);
+  const parsed = ENTRY_SCHEMA.safeParse(value);
+  if (!parsed.success) {
+    for (const line of schemaProblems(parsed.error, value, (issue, field) => fieldProblem(issue.code, field, (value as Record<string, unknown>)[field]))) {
+      problem(line);
     }
+    return undefined;
   }
+  const fields = parsed.data;
+  const { onion, host, note, source } = fields;
   let validOnion: string | undefined;
   if (onion !== undefined) {
     const checked = validateOnion(onion);
@@ -92,7 +104,7 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
     const checked = normalizeDomain(host);
     if (!checked.ok) problem(`host "${host}" is not usable: ${checked.problem}`);
   }
-  status ??= onion !== undefined ? 'active' : 'no-onion';
+  const status: EntryStatus = fields.status ?? (onion !== undefined ? 'active' : 'no-onion');
   if ((status === 'active' || status === 'unverified') && onion === undefined) {
     problem(`status "${status}" needs an "onion"`);
   }
@@ -100,9 +112,9 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
   return {
     domain: domain.domain,
     ...(validOnion ? { onion: validOnion } : {}),
-    port,
-    ...(directTlsPort !== undefined ? { directTlsPort } : {}),
-    ...(s2sPort !== undefined ? { s2sPort } : {}),
+    port: fields.port ?? DEFAULT_CLIENT_PORT,
+    ...(fields.directTlsPort !== undefined ? { directTlsPort: fields.directTlsPort } : {}),
+    ...(fields.s2sPort !== undefined ? { s2sPort: fields.s2sPort } : {}),
     ...(host !== undefined ? { host: host.toLowerCase().replace(/\.$/, '') } : {}),
     status,
     ...(note !== undefined ? { note } : {}),
@@ -111,22 +123,10 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
   };
 }
 
-function optionalString(fields: Record<string, unknown>, name: string, problem: (text: string) => void): string | undefined {
-  const value = fields[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0) {
-    problem(`"${name}" must be a non-empty string`);
-    return undefined;
-  }
-  return value;
-}
-
-function optionalPort(fields: Record<string, unknown>, name: string, problem: (text: string) => void): number | undefined {
-  const value = fields[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-    problem(`"${name}" must be a whole number from 1 to 65535 (got ${JSON.stringify(value)})`);
-    return undefined;
-  }
-  return value;
+/** The map's own words for a field the schema refused. */
+function fieldProblem(code: string, field: string, value: unknown): string {
+  if (code === 'unrecognized_keys') return `unknown field "${field}" (known: ${FIELDS.join(', ')})`;
+  if (field === 'status') return `status must be one of ${STATUSES.join(', ')}`;
+  if (PORTS.has(field)) return `"${field}" must be a whole number from 1 to 65535 (got ${JSON.stringify(value)})`;
+  return `"${field}" must be a non-empty string`;
 }

@@ -66,6 +66,9 @@ export const INITIAL_STATE: NegotiationState = {
   heldBytes: 0,
 };
 
+/** The daemon's own stream ids (`xop-<connection>`), on the header it writes when it refuses before the server spoke. */
+export const STREAM_ID_PREFIX = 'xop-';
+
 export const TERMINAL: ReadonlySet<Phase> = new Set(['Relaying', 'Refused', 'Closed']);
 
 /** RFC 5646 shape (language, then up to seven subtags): anything else in xml:lang is not forwarded. */

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
+import { STREAM_ID_PREFIX } from '../policy/negotiation-state.js';
 import { refusal } from '../policy/refusals.js';
 import { decideRoute, type Route } from '../policy/routing.js';
 import { streamErrorXml } from '../policy/serialize.js';
@@ -151,7 +152,7 @@ export class ProxyServer {
       const refused = refusal('too-many-connections', { limit: config.maxConnections });
       connection.refuse(refused, door === 'socks'
         ? Buffer.concat([Buffer.from([5, 0]), socksReply(refused.socksReply)])
-        : streamErrorXml(refused, { withHeader: true, id: `xop-${id}` }));
+        : streamErrorXml(refused, { withHeader: true, id: `${STREAM_ID_PREFIX}${id}` }));
       return;
     }
     report.accepted();

@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { UpstreamError } from '../common/errors.js';
 import { wholeSeconds } from '../common/words.js';
-import type { Action, NegotiationEvent } from '../policy/negotiation.js';
+import { STREAM_ID_PREFIX, type Action, type NegotiationEvent } from '../policy/negotiation.js';
 import { Negotiator } from '../policy/negotiator.js';
 import { refusal } from '../policy/refusals.js';
 import type { Route, RouteDecision } from '../policy/routing.js';
@@ -39,7 +39,7 @@ export class Session {
     this.#options = options;
     this.#negotiator = new Negotiator({
       decideRoute: options.decideRoute,
-      streamId: `xop-${connection.id}`,
+      streamId: `${STREAM_ID_PREFIX}${connection.id}`,
       maxHeldBytes: MAX_HELD_TLS_BYTES,
     }, options.xmlLimits);
     connection.phase = this.#negotiator.state.phase;

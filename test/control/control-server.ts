@@ -2,9 +2,9 @@ import { lstatSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
+import { createLogger } from '../../src/cli/logger.js';
 import { ControlClient } from '../../src/control/control-client.js';
 import { ControlServer, type ControlLimits } from '../../src/control/control-server.js';
 import type { ReloadOutcome, ServerMessage, SnapshotMessage } from '../../src/control/protocol.js';
@@ -28,7 +28,7 @@ async function harness(t: Test, limits: Partial<ControlLimits> = {}): Promise<Ha
   const daemon = await startTestDaemon(t, socks.port, [{ domain: 'example.test', host: 'xmpp.example.test' }]);
   const { socket } = controlDir(t);
   let raw = '';
-  const log = pino({ level: 'trace', base: null }, new Writable({ write: (chunk: Buffer, _e, done) => ((raw += chunk.toString()), done()) }));
+  const log = await createLogger('trace', { pretty: false, destination: new Writable({ write: (chunk: Buffer, _e, done) => ((raw += chunk.toString()), done()) }) });
   const h: Harness = { daemon, control: undefined as unknown as ControlServer, socket, log: () => raw, reloads: 0 };
   const reload = (): ReloadOutcome => {
     h.reloads++;
@@ -146,6 +146,21 @@ t.test('events: in order, the domain only to a subscriber that asked, nothing of
   await unreachable(h.daemon);
   await until(() => got.named.some((m) => m.type === 'event' && m.event === 'closed'), 'closed again');
   t.match(routed(got.named), { domain: 'example.test' }, 'events still carry the domain');
+});
+
+t.test('an unsubscribe sent right after a subscribe leaves the client unsubscribed', async (t) => {
+  const h = await harness(t);
+  const client = await ControlClient.connect(h.socket);
+  t.teardown(() => client.close());
+  const events: ServerMessage[] = [];
+  client.on('message', (m) => m.type === 'event' && events.push(m));
+  client.send({ type: 'subscribe', domains: false });
+  client.send({ type: 'unsubscribe' });
+  t.same((await client.next('snapshot')).you, { client: 1, subscribed: false, domains: false, dropped: 0 }, 'the later request wins');
+  await unreachable(h.daemon);
+  client.send({ type: 'snapshot', domains: false });
+  t.match((await client.next('snapshot')).you, { subscribed: false });
+  t.same(events, [], 'no event reached it');
 });
 
 t.test('reload goes to the daemon\'s reload and the answer comes back', async (t) => {

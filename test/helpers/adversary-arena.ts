@@ -233,4 +233,14 @@ export async function settleArena(t: Test, arena: Arena, timeoutMs = 10_000): Pr
   t.ok(lines.length > 0, 'the daemon logged (at trace level)');
   const leaked = arena.secrets.all().filter((secret) => raw.includes(secret));
   t.same(leaked, [], 'no password, SASL payload, body or JID local part in the log, at any level');
+  t.same(namesAtInfoOrAbove(lines), [], 'no domain, host or onion in the log at info, warn or error');
+}
+
+/** Host names in what the production logger writes at info level and above (domains belong to debug only). */
+const HOST_NAME = /[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:test|onion|net|org|com|im|de|is|example|invalid|cat|me)\b/gi;
+
+export function namesAtInfoOrAbove(lines: readonly string[]): string[] {
+  return lines
+    .filter((line) => (JSON.parse(line) as { level: number }).level >= 30)
+    .flatMap((line) => line.match(HOST_NAME) ?? []);
 }

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import type { Test } from 'tap';
 import type { MapEntry } from '../../src/onionmap/entry.js';
+import { createLogger } from '../../src/cli/logger.js';
 import { OnionMap } from '../../src/onionmap/onion-map.js';
 import { DEFAULT_XML_LIMITS } from '../../src/policy/xml-events.js';
 import { ProxyServer, type ProxyConfig } from '../../src/proxy/server.js';
@@ -31,7 +31,8 @@ export async function startTestDaemon(t: Test, torPort: number, entries: readonl
       done();
     },
   });
-  const log = pino({ level: 'trace', base: null }, sink);
+  // The production logger and serializers: what tests read is what users get.
+  const log = await createLogger('trace', { pretty: false, destination: sink });
   const config: ProxyConfig = {
     doors: [
       { door: 'connect-server', listen: { kind: 'tcp', host: '127.0.0.1', port: 0 } },

@@ -1,16 +1,19 @@
 import net from 'node:net';
-
-/** Part of the daemon's stream error for a header without `to` (src/policy/negotiation.ts, client-no-domain). */
-const DAEMON_ANSWER = 'did not say which server it wants';
+import { STREAM_ID_PREFIX } from '../../policy/negotiation-state.js';
+import { XML_DECLARATION } from '../../policy/serialize.js';
+import { is, NS } from '../../policy/xml-element.js';
+import { XmlEventReader } from '../../policy/xml-events.js';
 
 /**
  * Whether what listens at host:port answers like this daemon's connect-server door: it is sent
- * an XMPP stream header without `to`, which the daemon refuses at once with its own words and
- * without going anywhere (no server named, so nothing reaches Tor). For when /proc cannot tell.
+ * an XMPP stream header without `to`, which the daemon refuses at once, without going anywhere
+ * (no server named, so nothing reaches Tor), with its own stream id and the condition of the
+ * `client-no-domain` refusal. For when /proc cannot tell.
  */
 export function answersLikeDaemon(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
   return new Promise((resolve) => {
-    let received = '';
+    const reader = new XmlEventReader((element) => is(element, NS.streams, 'error'));
+    let ours = false;
     const socket = net.connect({ host, port });
     const done = (answer: boolean): void => {
       clearTimeout(timer);
@@ -20,14 +23,16 @@ export function answersLikeDaemon(host: string, port: number, timeoutMs = 3000):
     const timer = setTimeout(() => done(false), timeoutMs);
     timer.unref();
     socket.once('connect', () => {
-      socket.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>");
+      socket.write(`${XML_DECLARATION}<stream:stream xmlns='jabber:client' xmlns:stream='${NS.streams}' version='1.0'>`);
     });
     socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('utf8');
-      if (received.includes(DAEMON_ANSWER)) done(true);
-      else if (received.length > 16_384) done(false);
+      for (const event of reader.feed(chunk)) {
+        if (event.kind === 'header') ours = event.header.attrs.id?.startsWith(STREAM_ID_PREFIX) === true;
+        else if (event.kind === 'element') return done(ours && event.element.children.some((c) => is(c, NS.streamErrors, 'host-unknown')));
+        else return done(false);
+      }
     });
-    socket.once('close', () => done(received.includes(DAEMON_ANSWER)));
+    socket.once('close', () => done(false));
     socket.once('error', () => done(false));
   });
 }
