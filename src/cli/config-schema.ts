@@ -23,7 +23,7 @@ export const CONFIG_SCHEMA = z.strictObject({
   connectTimeout: seconds.optional().describe('Seconds Tor has to connect'),
   preTlsBytes: z.int().min(1024).max(1 << 24).optional().describe('Bytes each side may send before TLS'),
   logLevel: z.enum(LOG_LEVELS as [string, ...string[]]).optional().describe('fatal, error, warn, info, debug, trace or silent'),
-  control: z.union([z.string().min(1), z.literal(false)]).optional().describe('The control socket path, or false for none'),
+  control: z.union([z.string().min(1), z.literal(false)], { error: 'expected the path of a Unix socket (or false for none)' }).optional().describe('The control socket path, or false for none'),
 });
 
 export type ConfigFile = z.infer<typeof CONFIG_SCHEMA>;

@@ -36,7 +36,7 @@ function expected(issue: z.core.$ZodIssue): string {
     case 'too_big':
       return `expected at most ${String(issue.maximum)}`;
     case 'invalid_union':
-      return 'expected a value of another type';
+      return issue.message;
     default:
       return issue.message;
   }

@@ -167,7 +167,8 @@ export const REFUSALS = {
     text: (a) => `port ${a.port} is neither an XMPP client port nor a direct-TLS port (--socks-allow-other-ports passes it through Tor)` }),
   'socks-ip-destination': spec({ condition: 'policy-violation', socks: R.notAllowed,
     text: () => 'the client asked for an IP address: it resolved the name itself, outside Tor (set the proxy type to Tor/Privacy so names go to Tor)' }),
-  'socks-bad-onion': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable, text: (a) => a.problem }),
+  'socks-bad-onion': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable, text: (a) => a.problem,
+    log: () => 'the destination is not a valid onion address' }),
   'socks-bad-destination': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable,
     text: (a) => `the destination ${a.problem}`, log: () => 'the destination is not a usable host name' }),
 

@@ -128,8 +128,10 @@ export class Connection {
     this.#endClient(last);
   }
 
-  destroy(reason: string): void {
-    this.#reason ??= reason;
+  /** At once; with a refusal (a flood, say), it is counted and logged first. */
+  destroy(reason: string | Refusal): void {
+    if (typeof reason !== 'string' && !this.ended) this.report.refused(reason);
+    this.#reason ??= typeof reason === 'string' ? reason : reason.code;
     this.#stop();
     this.#upstream?.destroy();
     this.client.destroy();

@@ -58,7 +58,7 @@ async function route(connection: Connection, options: SocksDoorOptions, request:
   connection.listen(client, 'data', (chunk) => {
     earlyBytes += chunk.length;
     if (earlyBytes <= limit) early.push(chunk);
-    else refuse(refusal('client-limit', { whileConnecting: limit }));
+    else connection.destroy(refusal('client-limit', { whileConnecting: limit }));
   });
   connection.listen(client, 'end', () => connection.destroy('client-closed'));
   const connecting = Date.now();

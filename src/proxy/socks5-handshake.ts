@@ -1,3 +1,5 @@
+import { SOCKS_REPLY } from '../policy/refusals.js';
+
 export interface Socks5Request {
   readonly host: string;
   readonly port: number;
@@ -6,18 +8,6 @@ export interface Socks5Request {
   readonly credentials?: { readonly username: string; readonly password: string };
 }
 
-/** RFC 1928 §6 reply codes. */
-export const REPLY = {
-  succeeded: 0x00,
-  generalFailure: 0x01,
-  notAllowed: 0x02,
-  networkUnreachable: 0x03,
-  hostUnreachable: 0x04,
-  connectionRefused: 0x05,
-  ttlExpired: 0x06,
-  commandNotSupported: 0x07,
-  addressTypeNotSupported: 0x08,
-} as const;
 
 export function socksReply(code: number): Buffer {
   return Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -107,9 +97,9 @@ export class Socks5Handshake {
       }
       case 'request': {
         if (b.length < 5) return { type: 'need-more' };
-        if (b[0] !== 5) return { type: 'fail', reason: 'not a SOCKS5 request', write: socksReply(REPLY.generalFailure) };
+        if (b[0] !== 5) return { type: 'fail', reason: 'not a SOCKS5 request', write: socksReply(SOCKS_REPLY.generalFailure) };
         if (b[1] !== CONNECT) {
-          return { type: 'fail', reason: `SOCKS command ${b[1]} (only CONNECT is supported)`, write: socksReply(REPLY.commandNotSupported) };
+          return { type: 'fail', reason: `SOCKS command ${b[1]} (only CONNECT is supported)`, write: socksReply(SOCKS_REPLY.commandNotSupported) };
         }
         const atyp = b[3];
         let host: string;
@@ -134,7 +124,7 @@ export class Socks5Handshake {
           host = new URL(`http://[${words.join(':')}]/`).hostname.slice(1, -1);
           addressType = 'ipv6';
         } else {
-          return { type: 'fail', reason: `address type ${atyp}`, write: socksReply(REPLY.addressTypeNotSupported) };
+          return { type: 'fail', reason: `address type ${atyp}`, write: socksReply(SOCKS_REPLY.addressTypeNotSupported) };
         }
         const port = b.readUInt16BE(end);
         const rest = Buffer.from(b.subarray(end + 2));

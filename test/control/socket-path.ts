@@ -159,5 +159,5 @@ t.test('"control" in --config: used by the daemon and by status --config; false 
   writeFileSync(config, JSON.stringify({ control: 5 }));
   const bad = await refusedStart(['--config', config]);
   t.equal(bad.code, 2, 'a control that is not a path: exit 2');
-  t.match(bad.stderr, /--control: expected the path of a Unix socket/);
+  t.match(bad.stderr, /"control": expected the path of a Unix socket/);
 });
