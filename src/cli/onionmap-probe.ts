@@ -8,6 +8,7 @@ import { UpstreamError } from '../common/errors.js';
 import { newIsolationKey } from '../proxy/isolation.js';
 import { connectThroughTor } from '../proxy/tor-connect.js';
 import { TOR_WORDS } from '../policy/tor-words.js';
+import { seconds as secondsWords } from '../common/words.js';
 
 export type ProbeResult =
   | { readonly kind: 'alive'; readonly required: boolean; readonly ms: number }
@@ -36,7 +37,7 @@ export async function probeXmpp(options: ProbeOptions): Promise<ProbeResult> {
   let timer: NodeJS.Timeout | undefined;
   const seconds = Math.round(options.timeoutMs / 1000);
   const deadline = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ kind: 'dead', reason: 'timeout', words: `no answer within ${seconds} seconds` }), options.timeoutMs);
+    timer = setTimeout(() => resolve({ kind: 'dead', reason: 'timeout', words: `no answer within ${secondsWords(seconds)}` }), options.timeoutMs);
   });
   const work = (async (): Promise<Outcome> => {
     try {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { loadLayeredMap } from '../onionmap/load.js';
 import { MapFileError } from '../common/errors.js';
+import { errnoWords } from '../common/words.js';
 import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
 import { socks5Greeting } from '../proxy/tor-probe.js';
 import { describeDoors, ProxyServer } from '../proxy/server.js';
@@ -37,8 +38,7 @@ export async function runDaemon(config: DaemonConfig): Promise<number> {
     proxy = await ProxyServer.start(config.proxy, map, log);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'the address is in use (is another copy running?)'
-      : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (error as Error).message;
+    const why = code === undefined ? (error as Error).message : errnoWords(code);
     const where = config.proxy.doors.map((d) => (d.listen.kind === 'fd' ? `inherited fd ${d.listen.fd}` : formatEndpoint(d.listen))).join(', ');
     process.stderr.write(`xmpp-onion-proxy: cannot listen on ${where}: ${why}\n`);
     return EXIT.failure;

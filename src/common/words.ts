@@ -13,7 +13,7 @@ const ERRNO_WORDS: Readonly<Record<string, string>> = {
   ECONNRESET: 'connection reset',
   ENOENT: 'no such socket',
   EACCES: 'permission denied',
-  EADDRINUSE: 'address already in use',
+  EADDRINUSE: 'the address is in use (is another copy running?)',
   EADDRNOTAVAIL: 'no such local address',
   EMFILE: 'out of file descriptors',
   ENFILE: 'out of file descriptors',

@@ -3,11 +3,20 @@ import type { MapEntry } from './entry.js';
 /** An immutable set of entries keyed by normalised domain; later layers replace earlier ones whole. */
 export class OnionMap {
   readonly #entries: ReadonlyMap<string, MapEntry>;
+  readonly #byOnion: ReadonlyMap<string, MapEntry>;
 
   constructor(entries: Iterable<MapEntry>) {
     const byDomain = new Map<string, MapEntry>();
     for (const entry of entries) byDomain.set(entry.domain, entry);
     this.#entries = byDomain;
+    const byOnion = new Map<string, MapEntry>();
+    for (const entry of byDomain.values()) if (entry.onion) byOnion.set(entry.onion, entry);
+    this.#byOnion = byOnion;
+  }
+
+  /** The entry whose onion this is (a retired one included: it is kept so that it is never dialled). */
+  byOnion(onion: string): MapEntry | undefined {
+    return this.#byOnion.get(onion);
   }
 
   static layered(layers: Iterable<Iterable<MapEntry>>): OnionMap {

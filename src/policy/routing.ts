@@ -36,6 +36,8 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
   if (domain.endsWith('.onion')) {
     const onion = validateOnion(domain);
     if (!onion.ok) return { ok: false, refusal: refusal('route-bad-onion', { problem: onion.problem }) };
+    const retired = retiredOnion(map, onion.onion);
+    if (retired) return retired;
     return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, reason: 'onion-domain' };
   }
   const entry = map.get(domain);
@@ -51,6 +53,13 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
   }
   if (options.onionOnly) return { ok: false, refusal: refusal('route-onion-only', { domain, ...(note ? { why: note } : {}) }) };
   return { ok: true, route: { kind: 'clearnet', host: entry.host ?? domain, port: entry.port }, reason: 'mapped-clearnet', ...known };
+}
+
+/** A retired service's last onion is kept in the map for reference and never dialled, however it is named. */
+function retiredOnion(map: OnionMap, onion: string): { readonly ok: false; readonly refusal: Refusal } | undefined {
+  const entry = map.byOnion(onion);
+  if (entry?.status !== 'retired') return undefined;
+  return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
 }
 
 /** What the SOCKS door does with a CONNECT: the STARTTLS policy, TLS from the first byte (XEP-0368), or plain passing. */
@@ -121,6 +130,8 @@ function socksDestination(map: OnionMap, rawHost: string, options: SocksPolicyOp
   if (name.domain.endsWith('.onion')) {
     const onion = validateOnion(name.domain);
     if (!onion.ok) return { ok: false, refusal: refusal('socks-bad-onion', { problem: onion.problem }) };
+    const retired = retiredOnion(map, onion.onion);
+    if (retired) return retired;
     return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, name: onion.onion };
   }
   const decision = decideRoute(map, name.domain, options);

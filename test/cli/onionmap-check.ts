@@ -96,7 +96,7 @@ t.test('bounded: each entry within --timeout, at most --parallel at once', async
   const result = await runCli(['onionmap', 'check', 'silent1.test', 'silent2.test', 'silent3.test',
     '--tor', `127.0.0.1:${socks.port}`, '--map', map, '--timeout', '1', '--parallel', '2']);
   t.equal(result.code, 1);
-  t.equal(result.stdout.match(/^dead\s+silent\d\.test\s+\S+\s+no answer within 1 seconds/gm)?.length, 3, 'three timeouts');
+  t.equal(result.stdout.match(/^dead\s+silent\d\.test\s+\S+\s+no answer within 1 second/gm)?.length, 3, 'three timeouts');
   t.equal(mostOpen(), 2, 'never more than two connections open at once');
   t.ok(Date.now() - started < 15_000, 'done in bounded time');
 });

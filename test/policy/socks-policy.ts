@@ -1,9 +1,11 @@
 import t from 'tap';
 import { OnionMap } from '../../src/onionmap/onion-map.js';
-import { decideSocksRequest } from '../../src/policy/routing.js';
+import { decideRoute, decideSocksRequest } from '../../src/policy/routing.js';
 
 const ONION = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
 const OTHER_ONION = 'jabjabdea2eewo3gzfurscj2sjqgddptwumlxi3wur57rzf5itje2rid.onion';
+/** An onion the map does not know: a client may name it itself. */
+const FREE_ONION = 'fzdx522fvinbaqgwxdet45wryluchpplrkkzkry33um5tufkjd3wdaqd.onion';
 const map = new OnionMap([
   { domain: 'example.org', onion: ONION, port: 5222, directTlsPort: 5223, status: 'active', origin: 't' },
   { domain: 'calyx.test', host: 'jabber.calyx.test', port: 5222, status: 'no-onion', origin: 't' },
@@ -23,7 +25,7 @@ t.test('the direct-TLS port selects TLS from the first byte', async (t) => {
 });
 
 t.test('a .onion destination goes through as given; an unmapped name through a Tor exit', async (t) => {
-  t.match(decideSocksRequest(map, OTHER_ONION.toUpperCase(), 5222, opts), { ok: true, route: { kind: 'onion', host: OTHER_ONION } });
+  t.match(decideSocksRequest(map, FREE_ONION.toUpperCase(), 5222, opts), { ok: true, route: { kind: 'onion', host: FREE_ONION } });
   t.match(decideSocksRequest(map, 'unmapped.test', 5222, opts), { ok: true, route: { kind: 'clearnet', host: 'unmapped.test', port: 5222 } });
   t.match(decideSocksRequest(map, 'calyx.test', 5222, opts), { ok: true, route: { kind: 'clearnet', host: 'jabber.calyx.test' } });
 });
@@ -48,8 +50,15 @@ t.test("the stream's to must be a domain the destination serves", async (t) => {
   t.match(accept('example.org', 'example.org'), { ok: true });
   t.match(accept(ONION, 'example.org'), { ok: true }, 'the mapped onion of the to');
   t.match(accept('jabber.calyx.test', 'calyx.test'), { ok: true }, 'the mapped host of the to');
-  t.match(accept(OTHER_ONION, 'anything.test'), { ok: true }, 'an onion the client asked for itself');
+  t.match(accept(FREE_ONION, 'anything.test'), { ok: true }, 'an onion the client asked for itself');
   t.match(accept('example.org', 'evil.test'), { ok: false, refusal: { code: 'socks-to-mismatch', condition: 'host-unknown' } });
   t.match(accept('unmapped.test', 'example.org'), { ok: false, refusal: { code: 'socks-to-mismatch' } });
-  t.match(accept(OTHER_ONION, 'riseup.net'), { ok: false, refusal: { code: 'route-retired', condition: 'host-gone' } });
+  t.match(accept(FREE_ONION, 'riseup.net'), { ok: false, refusal: { code: 'route-retired', condition: 'host-gone' } });
+});
+
+t.test('a retired onion is refused however it is named: as the destination, or as the stream\'s to', async (t) => {
+  t.match(decideSocksRequest(map, OTHER_ONION, 5222, opts), { ok: false, refusal: { code: 'route-retired', socksReply: 2, text: /retired/ } });
+  t.match(decideSocksRequest(map, OTHER_ONION.toUpperCase(), 5223, opts), { ok: false, refusal: { code: 'route-retired' } });
+  t.match(decideRoute(map, OTHER_ONION, { onionOnly: false }), { ok: false, refusal: { code: 'route-retired', condition: 'host-gone' } });
+  t.match(decideRoute(map, ONION, { onionOnly: false }), { ok: true, route: { host: ONION } }, 'an active onion still goes through');
 });
