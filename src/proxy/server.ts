@@ -11,7 +11,7 @@ import { Activity, type DoorKind } from './activity.js';
 import { Connection } from './connection.js';
 import { IsolationKeys, type Isolation } from './isolation.js';
 import { Session, type SessionLimits } from './session.js';
-import { acceptSocksClient } from './socks-door.js';
+import { acceptSocksClient, type SocksDoorOptions } from './socks-door.js';
 import { socksReply } from './socks5-handshake.js';
 import { connectThroughTor } from './tor-connect.js';
 
@@ -50,6 +50,9 @@ export class ProxyServer {
   readonly #config: ProxyConfig;
   readonly #log: Logger;
   readonly #isolation: IsolationKeys;
+  /** Built once: every connection shares them. */
+  readonly #limits: SessionLimits;
+  readonly #socksOptions: SocksDoorOptions;
   readonly activity = new Activity();
   #map: OnionMap;
   #mapGeneration = 1;
@@ -58,6 +61,15 @@ export class ProxyServer {
   private constructor(config: ProxyConfig, map: OnionMap, log: Logger) {
     this.#config = config;
     this.#isolation = new IsolationKeys(config.isolation);
+    this.#limits = { xmlLimits: config.xmlLimits, headerTimeoutMs: config.headerTimeoutMs, negotiationTimeoutMs: config.negotiationTimeoutMs };
+    this.#socksOptions = {
+      map: () => this.#map,
+      policy: { onionOnly: config.onionOnly, allowOtherPorts: config.socksAllowOtherPorts },
+      openTor: this.#openTor,
+      isolationKey: (request, destination) =>
+        request.credentials ? this.#isolation.forCredentials(request.credentials.username, request.credentials.password) : this.#isolation.forDomain(destination),
+      limits: this.#limits,
+    };
     this.#map = map;
     this.#log = log;
   }
@@ -157,24 +169,12 @@ export class ProxyServer {
     }
     report.accepted();
     this.#connections.add(connection);
-    const limits: SessionLimits = {
-      xmlLimits: config.xmlLimits,
-      headerTimeoutMs: config.headerTimeoutMs,
-      negotiationTimeoutMs: config.negotiationTimeoutMs,
-    };
     if (door === 'socks') {
-      acceptSocksClient(connection, {
-        map: () => this.#map,
-        policy: { onionOnly: config.onionOnly, allowOtherPorts: config.socksAllowOtherPorts },
-        openTor: this.#openTor,
-        isolationKey: (request, destination) =>
-          request.credentials ? this.#isolation.forCredentials(request.credentials.username, request.credentials.password) : this.#isolation.forDomain(destination),
-        limits,
-      });
+      acceptSocksClient(connection, this.#socksOptions);
       return;
     }
     new Session(connection, {
-      ...limits,
+      ...this.#limits,
       decideRoute: (domain) => decideRoute(this.#map, domain, { onionOnly: config.onionOnly }),
       openUpstream: (route, domain, signal) => this.#openTor(route, this.#isolation.forDomain(domain), signal),
     });
