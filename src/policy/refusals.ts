@@ -92,7 +92,7 @@ export const REFUSALS = {
   'client-unsupported-version': spec({ condition: 'unsupported-version', text: () => "your client did not ask for an XMPP 1.0 stream (version='1.0'), which STARTTLS needs" }),
   'client-no-domain': spec({ condition: 'host-unknown', text: () => "your client did not say which server it wants (no 'to' in the stream header)" }),
   'client-bad-domain': spec<{ problem: string }>({ condition: 'host-unknown', text: (a) => `the server name your client asked for cannot be used: ${a.problem}`,
-    log: () => 'the server name the client asked for cannot be used' }),
+    log: (a) => `the server name the client asked for cannot be used: ${a.problem}` }),
   'client-plaintext-auth': spec({ condition: 'policy-violation',
     text: () => `your client tried to log in (<auth>) before encryption was set up; ${NOTHING_SENT}. Set the account to require encryption` }),
   'client-plaintext-register': spec({ condition: 'policy-violation', text: () => `your client tried to register an account before encryption was set up; ${NOTHING_SENT}` }),
@@ -169,8 +169,7 @@ export const REFUSALS = {
     text: () => 'the client asked for an IP address: it resolved the name itself, outside Tor (set the proxy type to Tor/Privacy so names go to Tor)' }),
   'socks-bad-onion': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable, text: (a) => a.problem,
     log: () => 'the destination is not a valid onion address' }),
-  'socks-bad-destination': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable,
-    text: (a) => `the destination ${a.problem}`, log: () => 'the destination is not a usable host name' }),
+  'socks-bad-destination': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.notAllowed, text: (a) => `the destination cannot be used: ${a.problem}` }),
 
   // ---- the way through Tor: Tor's own reasons (RFC 1928 §6, Tor's extended onion replies) ----
   'tor-unavailable': upstream(R.generalFailure),

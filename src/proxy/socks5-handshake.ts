@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { SOCKS_REPLY } from '../policy/refusals.js';
 
 export interface Socks5Request {
@@ -114,7 +115,10 @@ export class Socks5Handshake {
           const len = b[4]!;
           end = 5 + len;
           if (b.length < end + 2) return { type: 'need-more' };
-          host = b.subarray(5, end).toString('latin1');
+          const name = b.subarray(5, end);
+          // RFC 1928 leaves the encoding open; clients send UTF-8. Anything else is refused, never guessed.
+          if (!isUtf8(name)) return { type: 'fail', reason: 'the destination name is not valid UTF-8', write: socksReply(SOCKS_REPLY.notAllowed) };
+          host = name.toString('utf8');
           addressType = 'domain';
         } else if (atyp === 4) {
           end = 4 + 16;

@@ -7,13 +7,14 @@ import { settleArena, startArena } from '../helpers/adversary-arena.js';
 import type { Scenario } from '../helpers/adversary-scenario.js';
 import { clientScenarios } from '../helpers/adversary-scenarios-client.js';
 import { faultScenarios } from '../helpers/adversary-scenarios-faults.js';
+import { nameScenarios } from '../helpers/adversary-scenarios-names.js';
 import { resourceScenarios } from '../helpers/adversary-scenarios-resources.js';
 import { serverScenarios } from '../helpers/adversary-scenarios-server.js';
 import { socksScenarios } from '../helpers/adversary-scenarios-socks.js';
 
-const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios];
+const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios, ...nameScenarios];
 const only = process.env.ADVERSARIAL_ONLY;
-const selected = only ? scenarios.filter((s) => s.name.includes(only)) : scenarios;
+const selected = only ? scenarios.filter((s) => `${s.group}: ${s.name}`.includes(only)) : scenarios;
 
 const violations: string[] = [];
 const uncaught: unknown[] = [];

@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import type { Arena, ArenaOptions } from './adversary-arena.js';
 import type { Peer } from './adversary-peers.js';
 
-export type ScenarioGroup = 'server' | 'client' | 'fault' | 'resource';
+export type ScenarioGroup = 'server' | 'client' | 'fault' | 'resource' | 'names' | 'tls-start' | 'memory';
 
 /** One attack: its own arena (daemon, Tor, upstreams), a run that asserts both sides byte for byte. */
 export interface Scenario {

@@ -214,7 +214,7 @@ export const clientScenarios: Scenario[] = [
   refusedHeader('to is over-long (260 characters)', () => header(`${'a'.repeat(63)}.`.repeat(4) + 'test'),
     'host-unknown', 'the server name your client asked for cannot be used: it is longer than 253 characters'),
   refusedHeader('to is not a valid IDNA name', () => header('xn--zz.test'),
-    'host-unknown', 'the server name your client asked for cannot be used: it is not a valid internationalised domain name'),
+    'host-unknown', 'the server name your client asked for cannot be used: it is not a valid domain name under IDNA 2008 (RFC 5891)'),
   refusedHeader('a DOCTYPE with an entity-expansion bomb',
     () => "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol \"lol\">" +
       Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i === 0 ? '' : i};`.repeat(10)}">`).join('') + ']>' +

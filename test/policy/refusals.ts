@@ -4,8 +4,11 @@ import { REFUSALS, refusal, type RefusalCode } from '../../src/policy/refusals.j
 const CANARY = 'canary.example.onion';
 /** Arguments that can carry a name the client (or the map) gave: the log's words must never repeat them. */
 const NAMED = new Set(['domain', 'asked', 'to', 'note', 'why']);
-/** Codes whose `problem` is about a name (a domain, a destination, an onion) and may quote it. */
-const PROBLEM_NAMES = new Set(['client-bad-domain', 'socks-bad-destination', 'socks-bad-onion', 'route-bad-onion']);
+/**
+ * Codes whose `problem` is about an onion and may quote it. A bad domain's problem never quotes
+ * the name (test/onionmap/domain.ts), so those codes log it.
+ */
+const PROBLEM_NAMES = new Set(['socks-bad-onion', 'route-bad-onion']);
 
 t.test('no refusal puts a name the client sent into the log', async (t) => {
   const codes = Object.keys(REFUSALS) as RefusalCode[];

@@ -38,7 +38,7 @@ t.test('refusals carry the RFC 1928 reply and a reason', async (t) => {
   t.match(decideSocksRequest(map, 'riseup.net', 5222, opts), { ok: false, refusal: { socksReply: 2, code: 'route-retired', text: /retired/ } });
   t.match(decideSocksRequest(map, 'unmapped.test', 5222, { ...opts, onionOnly: true }), { ok: false, refusal: { socksReply: 2, code: 'route-onion-only' } });
   t.match(decideSocksRequest(map, 'ijeeynrc6x2uy5ob.onion', 5222, opts), { ok: false, refusal: { socksReply: 4, code: 'socks-bad-onion', text: /v2/ } });
-  t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, refusal: { socksReply: 4, code: 'socks-bad-destination' } });
+  t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, refusal: { socksReply: 2, code: 'socks-bad-destination' } });
 });
 
 t.test("the stream's to must be a domain the destination serves", async (t) => {
