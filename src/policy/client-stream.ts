@@ -1,5 +1,5 @@
 import { normalizeDomain } from '../onionmap/domain.js';
-import { afterXmlWhitespace, LANGUAGE_TAG, refuse, TERMINAL, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
+import { LANGUAGE_TAG, refuse, TERMINAL, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
 import { refusal, type Refusal } from './refusals.js';
 import { STARTTLS, STREAM_CLOSE, streamHeader, XML_DECLARATION } from './serialize.js';
 import { TlsRecordWalker } from './tls-records.js';
@@ -60,7 +60,7 @@ function onClientHeader(state: NegotiationState, header: XmlElement, ctx: Negoti
 function onClientElement(state: NegotiationState, element: XmlElement, ctx: NegotiationContext): Step {
   if (!is(element, NS.tls, 'starttls')) return refuse(state, ctx, clientElementRefusal(element));
   if (state.startTlsRequested) return refuse(state, ctx, refusal('client-unexpected-element', { twice: true }));
-  const requested = { ...state, startTlsRequested: true, clientWalker: new TlsRecordWalker() };
+  const requested = { ...state, startTlsRequested: true, clientWalker: new TlsRecordWalker('client', { afterXml: true }) };
   if (state.phase !== 'AwaitStartTls') return { state: requested, actions: [] };
   return { state: { ...requested, phase: 'AwaitProceed' }, actions: [{ type: 'send', to: 'server', data: STARTTLS }] };
 }
@@ -81,12 +81,12 @@ function clientElementRefusal(element: XmlElement): Refusal {
  */
 export function onClientTlsBytes(state: NegotiationState, received: Buffer, ctx: NegotiationContext): Step {
   if (TERMINAL.has(state.phase)) return { state, actions: [] };
-  // Whitespace right after <starttls/> is still XML (go-sendxmpp sends a newline): dropped, never forwarded.
-  const bytes = state.heldBytes === 0 ? afterXmlWhitespace(received) : received;
-  if (bytes.length === 0) return { state, actions: [] };
   const walker = state.clientWalker;
-  const problem = walker ? walker.check(bytes) : 'no <starttls/> before it';
+  const problem = walker ? walker.check(received) : 'no <starttls/> before it';
   if (problem) return refuse(state, ctx, refusal('client-data-after-starttls', { problem }));
+  // Whitespace right after <starttls/> is still XML (go-sendxmpp sends a newline): dropped, never forwarded.
+  const bytes = received.subarray(walker?.leading ?? 0);
+  if (bytes.length === 0) return { state, actions: [] };
   const heldBytes = state.heldBytes + bytes.length;
   if (heldBytes > ctx.maxHeldBytes) return refuse(state, ctx, refusal('client-limit', { heldTlsBytes: ctx.maxHeldBytes }));
   return { state: { ...state, held: [...state.held, bytes], heldBytes }, actions: [] };

@@ -1,7 +1,7 @@
 import type { Refusal } from './refusals.js';
 import type { RouteDecision, Route } from './routing.js';
 import { streamErrorXml } from './serialize.js';
-import type { TlsRecordWalker } from './tls-records.js';
+import type { RelayWalkers, TlsRecordWalker } from './tls-records.js';
 import type { XmlEvent } from './xml-events.js';
 
 export type Side = 'client' | 'server';
@@ -42,7 +42,7 @@ export type NegotiationEvent =
 export type Action =
   | { readonly type: 'connect'; readonly route: Route; readonly decision: Extract<RouteDecision, { ok: true }> }
   | { readonly type: 'send'; readonly to: Side; readonly data: string }
-  | { readonly type: 'start-relay'; readonly clientPreamble: Buffer; readonly clientWalker: TlsRecordWalker }
+  | { readonly type: 'start-relay'; readonly clientPreamble: Buffer; readonly walkers: RelayWalkers }
   | { readonly type: 'refuse'; readonly refusal: Refusal; readonly toClient: string }
   | { readonly type: 'close'; readonly reason: string; readonly toClient?: string };
 
@@ -81,11 +81,4 @@ export function refuse(state: NegotiationState, ctx: NegotiationContext, refused
     id: ctx.streamId,
   });
   return { state: { ...state, phase: 'Refused', held: [], heldBytes: 0 }, actions: [{ type: 'refuse', refusal: refused, toClient }] };
-}
-
-/** RFC 6120 §11.7 allows whitespace between elements; none of it is TLS. */
-export function afterXmlWhitespace(bytes: Buffer): Buffer {
-  let i = 0;
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
-  return i === 0 ? bytes : bytes.subarray(i);
 }

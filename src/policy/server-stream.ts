@@ -1,4 +1,4 @@
-import { afterXmlWhitespace, LANGUAGE_TAG, refuse, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
+import { LANGUAGE_TAG, refuse, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
 import { refusal } from './refusals.js';
 import { FEATURES_STARTTLS_REQUIRED, PROCEED, STARTTLS, STREAM_CLOSE, streamErrorElement, streamHeader, XML_DECLARATION } from './serialize.js';
 import { TlsRecordWalker } from './tls-records.js';
@@ -55,19 +55,32 @@ function onServerElement(state: NegotiationState, element: XmlElement, trailing:
     case 'AwaitProceed':
       if (is(element, NS.tls, 'failure')) return refuse(state, ctx, refusal('server-starttls-failure', { domain }));
       if (!is(element, NS.tls, 'proceed')) break;
-      if (trailing && afterXmlWhitespace(trailing).length > 0) return refuse(state, ctx, refusal('server-data-after-proceed'));
-      return {
-        state: { ...state, phase: 'Relaying', held: [], heldBytes: 0 },
-        actions: [
-          { type: 'send', to: 'client', data: PROCEED },
-          { type: 'start-relay', clientPreamble: Buffer.concat(state.held as Buffer[]), clientWalker: state.clientWalker ?? new TlsRecordWalker() },
-        ],
-      };
+      return onProceed(state, trailing ?? Buffer.alloc(0), ctx);
     default:
       break;
   }
   const awaiting = state.phase === 'AwaitServerFeatures' ? 'features' : state.phase === 'AwaitProceed' ? 'proceed' : 'nothing';
   return refuse(state, ctx, refusal('server-unexpected-element', { domain, element: element.local, awaiting }));
+}
+
+/**
+ * RFC 6120 §5.4.3.3: TLS starts right after `<proceed/>`, with the client's ClientHello; the
+ * server may send whitespace before its ServerHello (dropped, however it is chunked), nothing else.
+ */
+function onProceed(state: NegotiationState, trailing: Buffer, ctx: NegotiationContext): Step {
+  const serverWalker = new TlsRecordWalker('server', { afterXml: true });
+  if (serverWalker.check(trailing) !== undefined || serverWalker.leading < trailing.length) return refuse(state, ctx, refusal('server-data-after-proceed'));
+  return {
+    state: { ...state, phase: 'Relaying', held: [], heldBytes: 0 },
+    actions: [
+      { type: 'send', to: 'client', data: PROCEED },
+      {
+        type: 'start-relay',
+        clientPreamble: Buffer.concat(state.held as Buffer[]),
+        walkers: { client: state.clientWalker ?? new TlsRecordWalker('client', { afterXml: true }), server: serverWalker },
+      },
+    ],
+  };
 }
 
 /** RFC 6120 §4.9.3: the defined stream error conditions, the only ones passed on by name. */

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { refusal, type Refusal } from '../policy/refusals.js';
-import type { TlsRecordWalker } from '../policy/tls-records.js';
+import type { RelayWalkers } from '../policy/tls-records.js';
 import type { ConnectionReport } from './activity.js';
 import { startRelay, type RelayCounters } from './relay.js';
 
@@ -142,7 +142,7 @@ export class Connection {
    * header is checked and the first byte that is not TLS cuts both sides. `preamble` is what the
    * client sent ahead (already checked), written first.
    */
-  relay(preamble: Buffer, walkers: { client: TlsRecordWalker; server: TlsRecordWalker } | undefined): void {
+  relay(preamble: Buffer, walkers: RelayWalkers | undefined): void {
     const server = this.#upstream;
     if (!server || this.ended) return;
     this.#state = 'relaying';

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { TlsRecordWalker } from '../policy/tls-records.js';
+import type { RelayWalkers, TlsRecordWalker } from '../policy/tls-records.js';
 
 export interface RelayCounters {
   fromClient: number;
@@ -32,7 +32,7 @@ type Target = net.Socket & { [kDrainSource]?: net.Socket };
 export function startRelay(
   client: net.Socket,
   server: net.Socket,
-  walkers: { readonly client: TlsRecordWalker; readonly server: TlsRecordWalker } | undefined,
+  walkers: RelayWalkers | undefined,
   counters: RelayCounters,
   onFramingFailure: FramingFailure,
 ): void {
@@ -48,13 +48,17 @@ function pump(source: Source, target: Target, state: Pump): void {
   target.on('drain', onDrain);
 }
 
-function onData(this: Source, chunk: Buffer): void {
+function onData(this: Source, received: Buffer): void {
   const state = this[kPump]!;
-  const problem = state.walker?.check(chunk);
+  const walker = state.walker;
+  const problem = walker?.check(received);
   if (problem !== undefined) {
     state.fail(state.from, problem);
     return;
   }
+  // Whitespace before the first TLS byte (after STARTTLS only) is XML's, not TLS's: never passed on.
+  const chunk = walker && walker.leading > 0 ? received.subarray(walker.leading) : received;
+  if (chunk.length === 0) return;
   if (state.from === 'client') state.counters.fromClient += chunk.length;
   else state.counters.fromServer += chunk.length;
   if (!state.target.write(chunk)) this.pause();

@@ -6,7 +6,6 @@ import { Negotiator } from '../policy/negotiator.js';
 import { refusal } from '../policy/refusals.js';
 import type { Route, RouteDecision } from '../policy/routing.js';
 import { TOR_WORDS } from '../policy/tor-words.js';
-import { TlsRecordWalker } from '../policy/tls-records.js';
 import type { XmlLimits } from '../policy/xml-events.js';
 import type { Connection } from './connection.js';
 
@@ -88,7 +87,7 @@ export class Session {
         connection.close(action.reason, action.toClient);
         return;
       case 'start-relay':
-        connection.relay(action.clientPreamble, { client: action.clientWalker, server: new TlsRecordWalker() });
+        connection.relay(action.clientPreamble, action.walkers);
         return;
     }
   }

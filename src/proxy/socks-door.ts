@@ -87,7 +87,7 @@ function handOver(connection: Connection, decision: Extract<SocksDecision, { ok:
   }
   connection.phase = decision.mode;
   if (decision.mode === 'passthrough') return connection.relay(early, undefined);
-  const walkers = { client: new TlsRecordWalker(), server: new TlsRecordWalker() };
+  const walkers = { client: new TlsRecordWalker('client'), server: new TlsRecordWalker('server') };
   const problem = early.length > 0 ? walkers.client.check(early) : undefined;
   if (problem !== undefined) return connection.cut('client', problem);
   connection.relay(early, walkers);

@@ -11,8 +11,9 @@ import { nameScenarios } from '../helpers/adversary-scenarios-names.js';
 import { resourceScenarios } from '../helpers/adversary-scenarios-resources.js';
 import { serverScenarios } from '../helpers/adversary-scenarios-server.js';
 import { socksScenarios } from '../helpers/adversary-scenarios-socks.js';
+import { tlsStartScenarios } from '../helpers/adversary-scenarios-tls-start.js';
 
-const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios, ...nameScenarios];
+const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios, ...nameScenarios, ...tlsStartScenarios];
 const only = process.env.ADVERSARIAL_ONLY;
 const selected = only ? scenarios.filter((s) => `${s.group}: ${s.name}`.includes(only)) : scenarios;
 

@@ -10,7 +10,7 @@ const good: Run = {
   phase: 'Relaying',
   actions: [
     { type: 'send', to: 'client', data: CANON.proceed },
-    { type: 'start-relay', clientPreamble: Buffer.alloc(0), clientWalker: undefined as never },
+    { type: 'start-relay', clientPreamble: Buffer.alloc(0), walkers: undefined as never },
   ],
   toServer: Buffer.from(UPSTREAM + CANON.starttls),
   preamble: Buffer.alloc(0),

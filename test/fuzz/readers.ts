@@ -7,6 +7,7 @@
 // - TlsRecordWalker accepts well-framed records under any chunking and refuses a broken header.
 import fc from 'fast-check';
 import t from 'tap';
+import { helloRecord } from '../helpers/tls-hello.js';
 import { TlsRecordWalker } from '../../src/policy/tls-records.js';
 import { is, NS } from '../../src/policy/xml-element.js';
 import { XmlEventReader, type XmlEvent } from '../../src/policy/xml-events.js';
@@ -124,6 +125,7 @@ t.test('XmlEventReader: mutated input never throws, stops for good, and respects
 
 const recordsArb = fc.array(fc.record({ type: fc.constantFrom(20, 21, 22, 23), minor: fc.integer({ min: 0, max: 4 }), length: fc.integer({ min: 1, max: 600 }) }), { minLength: 1, maxLength: 6 })
   .map((records) => Buffer.concat(records.map(({ type, minor, length }, i) => {
+    if (i === 0) return helloRecord('client', length, minor);
     const record = Buffer.alloc(5 + length, 0x5a);
     record[0] = i === 0 ? 22 : type;
     record[1] = 3;
@@ -152,7 +154,7 @@ t.test('TlsRecordWalker: chunking never changes the verdict', async (t) => {
           broken = true;
         }
       }
-      const walker = new TlsRecordWalker();
+      const walker = new TlsRecordWalker('client');
       const problem = chunks(data, sizes).map((c) => walker.check(c)).find((p) => p !== undefined);
       if (broken !== (problem !== undefined)) throw new Error(`broken=${broken} but problem=${problem}`);
       if (!broken && !walker.atBoundary) throw new Error('whole records, yet not at a boundary');

@@ -23,6 +23,7 @@ import type { Action, Phase } from '../../src/policy/negotiation.js';
 import { refusal } from '../../src/policy/refusals.js';
 import { Negotiator } from '../../src/policy/negotiator.js';
 import { testRouting } from './policy-driver.js';
+import { helloRecord } from './tls-hello.js';
 
 export const CLIENT_MARK = 'CLI_MARK';
 export const SERVER_MARK = 'SRV_MARK';
@@ -130,10 +131,11 @@ const featuresArb = (prefix: string): fc.Arbitrary<string> =>
     return `<${prefix}:features>${all.join(ws)}</${prefix}:features>`;
   });
 
-/** Well-framed TLS records: a handshake first, then any record type, bodies random. */
+/** Well-framed TLS records: a ClientHello's record first, then any record type, bodies random. */
 const tlsRecordsArb = fc.array(fc.record({ type: fc.constantFrom(20, 21, 22, 23), minor: fc.integer({ min: 1, max: 4 }), body: fc.uint8Array({ minLength: 1, maxLength: 300 }) }), { minLength: 1, maxLength: 4 })
   .map((records) => Buffer.concat(records.map(({ type, minor, body }, i) => {
-    const header = Buffer.from([i === 0 ? 22 : type, 3, minor, 0, 0]);
+    if (i === 0) return helloRecord('client', body.length >= 40 ? body : new Uint8Array(40).fill(body[0] ?? 0), minor);
+    const header = Buffer.from([type, 3, minor, 0, 0]);
     header.writeUInt16BE(body.length, 3);
     return Buffer.concat([header, Buffer.from(body)]);
   })));

@@ -11,6 +11,7 @@ import {
 } from './adversary-arena.js';
 import { readTls, type Peer } from './adversary-peers.js';
 import { expectClosed, sameText, isTlsRecords, type Scenario } from './adversary-scenario.js';
+import { tlsHandshakeRecord } from './policy-driver.js';
 
 const UPSTREAM = upstreamHeader(DOMAIN);
 const NOTHING = 'nothing was sent to the server';
@@ -22,16 +23,6 @@ const neverProceeds: ServerScript = async (peer) => {
   await peer.closed;
 };
 
-/** A raw TLS record of `size` body bytes, shaped like a ClientHello. */
-function handshakeRecord(size: number): Buffer {
-  const record = Buffer.alloc(5 + size, 0x42);
-  record[0] = 22;
-  record[1] = 3;
-  record[2] = 1;
-  record.writeUInt16BE(size, 3);
-  record[5] = 1;
-  return record;
-}
 
 async function afterFeatures(arena: Arena): Promise<Peer & { id: string }> {
   const c = await arena.client();
@@ -160,7 +151,7 @@ export const clientScenarios: Scenario[] = [
     arena: { server: neverProceeds },
     async run(t, arena) {
       const c = await afterFeatures(arena);
-      c.write(Buffer.concat([Buffer.from(STARTTLS_IN), handshakeRecord(300)]));
+      c.write(Buffer.concat([Buffer.from(STARTTLS_IN), tlsHandshakeRecord(300)]));
       const server = await arena.upstream.peer(0);
       await server.waitFor(STARTTLS_OUT);
       c.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${arena.secrets.sasl}</auth>`);
@@ -177,7 +168,7 @@ export const clientScenarios: Scenario[] = [
     arena: { server: neverProceeds },
     async run(t, arena) {
       const c = await afterFeatures(arena);
-      c.write(Buffer.concat([Buffer.from(STARTTLS_IN), handshakeRecord(16_000), handshakeRecord(16_000), handshakeRecord(16_000)]));
+      c.write(Buffer.concat([Buffer.from(STARTTLS_IN), tlsHandshakeRecord(16_000), tlsHandshakeRecord(16_000), tlsHandshakeRecord(16_000)]));
       await expectClosed(t, c, 'client');
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError('policy-violation',
         'your client sent more than 32768 bytes of TLS before the server accepted STARTTLS'), 'client');

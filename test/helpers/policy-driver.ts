@@ -1,7 +1,9 @@
 import { OnionMap } from '../../src/onionmap/onion-map.js';
 import type { Action, Phase } from '../../src/policy/negotiation.js';
+import type { RelayWalkers } from '../../src/policy/tls-records.js';
 import { decideRoute, type RouteDecision } from '../../src/policy/routing.js';
 import { Negotiator } from '../../src/policy/negotiator.js';
+import { helloRecord } from './tls-hello.js';
 
 export type TranscriptStep =
   | { readonly from: 'client' | 'server'; readonly data: string | Buffer }
@@ -14,6 +16,10 @@ export interface Outcome {
   readonly text?: string;
   readonly toServer: Buffer;
   readonly toClient: string;
+  /** What the relay passed to the client after `<proceed/>` (the server's TLS, whitespace dropped). */
+  readonly relayedToClient: Buffer;
+  /** Why the relay cut the connection, as relay.ts would: `side: problem`. */
+  readonly cut?: string;
   readonly connects: number;
   readonly actions: readonly Action[];
 }
@@ -32,12 +38,19 @@ export const whole: Chunker = (data) => [data];
 export const byteByByte: Chunker = (data) => [...data].map((b) => Buffer.from([b]));
 export const splitAt = (at: number): Chunker => (data) => (at <= 0 || at >= data.length ? [data] : [data.subarray(0, at), data.subarray(at)]);
 
-/** Replays a transcript through the policy as the proxy would; upstream connects succeed at once. */
+/**
+ * Replays a transcript through the policy as the proxy would; upstream connects succeed at once.
+ * After `<proceed/>` the bytes go through the relay's walkers as src/proxy/relay.ts passes them:
+ * checked, leading whitespace dropped, the rest passed on.
+ */
 export function runTranscript(steps: readonly TranscriptStep[], chunker: Chunker = whole, route = testRouting): Outcome {
   const negotiator = new Negotiator({ decideRoute: route, streamId: 'test', maxHeldBytes: 32 * 1024 });
   const actions: Action[] = [];
   const toServer: Buffer[] = [];
   let toClient = '';
+  const relayedToClient: Buffer[] = [];
+  let walkers: RelayWalkers | undefined;
+  let cut: string | undefined;
   let connects = 0;
   const apply = (batch: Action[]): void => {
     for (const action of batch) {
@@ -53,6 +66,7 @@ export function runTranscript(steps: readonly TranscriptStep[], chunker: Chunker
           break;
         case 'start-relay':
           toServer.push(action.clientPreamble);
+          walkers = action.walkers;
           break;
         case 'refuse':
           toClient += action.toClient;
@@ -70,7 +84,17 @@ export function runTranscript(steps: readonly TranscriptStep[], chunker: Chunker
       continue;
     }
     const data = typeof s.data === 'string' ? Buffer.from(s.data) : s.data;
-    for (const chunk of chunker(data)) apply(s.from === 'client' ? negotiator.fromClient(chunk) : negotiator.fromServer(chunk));
+    for (const chunk of chunker(data)) {
+      if (!walkers) {
+        apply(s.from === 'client' ? negotiator.fromClient(chunk) : negotiator.fromServer(chunk));
+        continue;
+      }
+      const walker = s.from === 'client' ? walkers.client : walkers.server;
+      const problem = cut ? undefined : walker.check(chunk);
+      if (problem) cut = `${s.from}: ${problem}`;
+      if (cut) continue;
+      (s.from === 'client' ? toServer : relayedToClient).push(chunk.subarray(walker.leading));
+    }
   }
   const refused = actions.find((a): a is Extract<Action, { type: 'refuse' }> => a.type === 'refuse');
   return {
@@ -78,6 +102,8 @@ export function runTranscript(steps: readonly TranscriptStep[], chunker: Chunker
     ...(refused ? { refusal: refused.refusal.code, condition: refused.refusal.condition, text: refused.refusal.text } : {}),
     toServer: Buffer.concat(toServer),
     toClient,
+    relayedToClient: Buffer.concat(relayedToClient),
+    ...(cut ? { cut } : {}),
     connects,
     actions,
   };
@@ -92,12 +118,6 @@ export const STARTTLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 export const PROCEED = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 
 /** A syntactically valid TLS handshake record (a ClientHello-shaped record of `size` body bytes). */
-export function tlsHandshakeRecord(size = 200): Buffer {
-  const record = Buffer.alloc(5 + size, 0x42);
-  record[0] = 22;
-  record[1] = 3;
-  record[2] = 1;
-  record.writeUInt16BE(size, 3);
-  record[5] = 1;
-  return record;
+export function tlsHandshakeRecord(size = 200, role: 'client' | 'server' = 'client'): Buffer {
+  return helloRecord(role, size - 6);
 }

@@ -15,6 +15,9 @@ interface Row {
     readonly notToServer?: readonly string[];
     readonly notToClient?: readonly string[];
     readonly toServer?: string | Buffer;
+    /** What the relay passes to the client after `<proceed/>`, and why it cut, if it did. */
+    readonly relayedToClient?: Buffer;
+    readonly cut?: RegExp;
   };
   /** The refusal depends on bytes arriving in one read (response injection in the same write). */
   readonly atomic?: boolean;
@@ -24,6 +27,13 @@ const C = (data: string | Buffer): TranscriptStep => ({ from: 'client', data });
 const S = (data: string | Buffer): TranscriptStep => ({ from: 'server', data });
 const UPSTREAM_HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.test' version='1.0'>";
 const HELLO = tlsHandshakeRecord(120);
+const SERVER_HELLO = tlsHandshakeRecord(90, 'server');
+const NEGOTIATED = [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(STARTTLS)];
+/** A record header with plaintext inside: a walker of headers alone would pass it. */
+function plaintextRecord(text: string): Buffer {
+  const body = Buffer.from(text);
+  return Buffer.concat([Buffer.from([22, 3, 3, body.length >> 8, body.length & 0xff]), body]);
+}
 const AUTH = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>";
 
 const rows: Row[] = [
@@ -205,6 +215,53 @@ const rows: Row[] = [
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(STARTTLS), C(STARTTLS)],
     expect: { phase: 'Refused', refusal: 'client-data-after-starttls' },
   },
+  // --- where TLS starts: whitespace however it is chunked, and each side's hello first -----
+  {
+    name: 'server: whitespace after <proceed/>, more after the ClientHello, then its ServerHello: dropped at every split point',
+    steps: [...NEGOTIATED, S(PROCEED + '\r\n \n'), C(HELLO), S(Buffer.concat([Buffer.from('\n\t'), SERVER_HELLO]))],
+    expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]), relayedToClient: SERVER_HELLO },
+  },
+  {
+    name: 'server: a ServerHello in the same write as <proceed/>, before any ClientHello: refused',
+    steps: [...NEGOTIATED, S(Buffer.concat([Buffer.from(PROCEED + '\n'), SERVER_HELLO]))],
+    expect: { phase: 'Refused', refusal: 'server-data-after-proceed', notToClient: ['<proceed'] },
+    atomic: true,
+  },
+  {
+    name: 'client: whitespace after <starttls/>, then its ClientHello once <proceed/> came: dropped at every split point',
+    steps: [...NEGOTIATED, S(PROCEED), C(Buffer.concat([Buffer.from('\n\t \r\n'), HELLO]))],
+    expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]) },
+  },
+  {
+    name: 'client: whitespace and a ClientHello right behind <starttls/>, before <proceed/>: held, the whitespace dropped',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(Buffer.concat([Buffer.from(STARTTLS + '\n  '), HELLO])), S(PROCEED)],
+    expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]) },
+  },
+  {
+    name: 'server: more than 1 KiB of whitespace after <proceed/>: cut, however it is chunked',
+    steps: [...NEGOTIATED, S(PROCEED), S(' '.repeat(1025))],
+    expect: { phase: 'Relaying', relayedToClient: Buffer.alloc(0), cut: /^server: more than 1024 bytes of whitespace before TLS$/ },
+  },
+  {
+    name: 'client: a record header with plaintext <auth> inside, after <starttls/>: refused, not a ClientHello',
+    steps: [...NEGOTIATED, C(plaintextRecord(AUTH))],
+    expect: { phase: 'Refused', refusal: 'client-data-after-starttls', notToServer: ['<auth'] },
+  },
+  {
+    name: 'client: a record header with plaintext <auth> inside, after <proceed/>: cut, not a ClientHello',
+    steps: [...NEGOTIATED, S(PROCEED), C(plaintextRecord(AUTH))],
+    expect: { phase: 'Relaying', notToServer: ['<auth'], cut: /^client: the first TLS message is not a ClientHello \(it looks like plaintext\)$/ },
+  },
+  {
+    name: 'server: a record header with plaintext features inside, after <proceed/>: cut, not a ServerHello',
+    steps: [...NEGOTIATED, S(PROCEED), C(HELLO), S(plaintextRecord(FEATURES_PLAIN_ONLY))],
+    expect: { phase: 'Relaying', relayedToClient: Buffer.alloc(0), cut: /^server: the first TLS message is not a ServerHello/ },
+  },
+  {
+    name: 'client: a ServerHello where its ClientHello should be: cut',
+    steps: [...NEGOTIATED, S(PROCEED), C(SERVER_HELLO)],
+    expect: { phase: 'Relaying', cut: /^client: the first TLS message is not a ClientHello \(handshake type 2\)$/ },
+  },
   // --- refused: server -------------------------------------------------------------------
   {
     name: 'server: features without <starttls/> (STARTTLS stripped) reach nobody',
@@ -287,6 +344,9 @@ function check(t: Test, row: Row, outcome: Outcome): void {
   if (row.expect.toServer !== undefined) t.same(outcome.toServer, Buffer.from(row.expect.toServer), 'bytes to the server');
   for (const s of row.expect.notToServer ?? []) t.notOk(outcome.toServer.includes(s), `server never sees ${s}`);
   for (const s of row.expect.notToClient ?? []) t.notOk(outcome.toClient.includes(s), `client never sees ${s}`);
+  if (row.expect.relayedToClient) t.same(outcome.relayedToClient, row.expect.relayedToClient, 'bytes relayed to the client');
+  if (row.expect.cut) t.match(outcome.cut, row.expect.cut, 'cut, in words');
+  else t.equal(outcome.cut, undefined, 'not cut');
   if (outcome.phase === 'Refused') {
     t.match(outcome.toClient, /<stream:error><[a-z-]+ xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text [^>]+>[^<]{10,}<\/text><\/stream:error><\/stream:stream>$/, 'a stream error with words');
   }
@@ -305,8 +365,13 @@ for (const row of rows) {
         ...(row.expect.notToServer ?? []).filter((x) => outcome.toServer.includes(x)),
         ...(row.expect.notToClient ?? []).filter((x) => outcome.toClient.includes(x)),
       ];
-      if (outcome.phase !== reference.phase || outcome.refusal !== reference.refusal || leaked.length > 0) {
-        t.fail(`differs when ${how}`, { found: outcome.refusal ?? outcome.phase, wanted: reference.refusal ?? reference.phase, leaked });
+      // A relayed chunk passes whole or not at all, so before a cut the client may have had the
+      // record header and the hello's first bytes (each checked); never more.
+      const relayed = outcome.cut !== reference.cut || (reference.cut
+        ? outcome.relayedToClient.length > 10
+        : !outcome.relayedToClient.equals(reference.relayedToClient));
+      if (outcome.phase !== reference.phase || outcome.refusal !== reference.refusal || leaked.length > 0 || relayed) {
+        t.fail(`differs when ${how}`, { found: outcome.refusal ?? outcome.cut ?? outcome.phase, wanted: reference.refusal ?? reference.cut ?? reference.phase, leaked });
       }
     };
     const longest = Math.max(...row.steps.map((s) => ('data' in s ? Buffer.byteLength(s.data) : 0)));
