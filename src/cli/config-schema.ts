@@ -22,6 +22,7 @@ export const CONFIG_SCHEMA = z.strictObject({
   negotiationTimeout: seconds.optional().describe('Seconds until encryption must be set up'),
   connectTimeout: seconds.optional().describe('Seconds Tor has to connect'),
   preTlsBytes: z.int().min(1024).max(1 << 24).optional().describe('Bytes each side may send before TLS'),
+  preTlsMemory: z.int().min(1).max(65536).optional().describe('MiB all connections still setting up TLS may hold together; past it, new ones are refused'),
   logLevel: z.enum(LOG_LEVELS as [string, ...string[]]).optional().describe('fatal, error, warn, info, debug, trace or silent'),
   control: z.union([z.string().min(1), z.literal(false)], { error: 'expected the path of a Unix socket (or false for none)' }).optional().describe('The control socket path, or false for none'),
 });

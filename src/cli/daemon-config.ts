@@ -28,6 +28,7 @@ export interface DaemonOptions {
   negotiationTimeout?: string | number;
   connectTimeout?: string | number;
   preTlsBytes?: string | number;
+  preTlsMemory?: string | number;
   logLevel?: string;
   /** The control socket's path, or false for none (--no-control). */
   control?: string | false;
@@ -42,6 +43,8 @@ export const DEFAULTS = {
   negotiationTimeout: 180,
   connectTimeout: 120,
   preTlsBytes: DEFAULT_XML_LIMITS.maxBytes,
+  /** MiB: with the other defaults, 409 connections negotiating at once. */
+  preTlsMemory: 64,
   logLevel: 'info',
 } as const;
 
@@ -100,6 +103,7 @@ export function buildDaemonConfig(
       isolation: isolation as Isolation,
       maxConnections: whole(options.maxConnections ?? defaultMaxConnections(), '--max-connections', 1, 1_000_000),
       xmlLimits: { ...DEFAULT_XML_LIMITS, maxBytes: whole(options.preTlsBytes ?? DEFAULTS.preTlsBytes, '--pre-tls-bytes', 1024, 1 << 24) },
+      preTlsMemoryBytes: 2 ** 20 * whole(options.preTlsMemory ?? DEFAULTS.preTlsMemory, '--pre-tls-memory', 1, 65536),
       headerTimeoutMs: 1000 * whole(options.headerTimeout ?? DEFAULTS.headerTimeout, '--header-timeout', 1, 3600),
       negotiationTimeoutMs: 1000 * whole(options.negotiationTimeout ?? DEFAULTS.negotiationTimeout, '--negotiation-timeout', 1, 3600),
       connectTimeoutMs: 1000 * whole(options.connectTimeout ?? DEFAULTS.connectTimeout, '--connect-timeout', 1, 3600),

@@ -25,6 +25,7 @@ export function buildProgram(): Command {
     .option('--negotiation-timeout <seconds>', `time from the header to <proceed/>, Tor included [${DEFAULTS.negotiationTimeout}]`)
     .option('--connect-timeout <seconds>', `time for Tor to connect (onions can take long) [${DEFAULTS.connectTimeout}]`)
     .option('--pre-tls-bytes <n>', `bytes each side may send before TLS [${DEFAULTS.preTlsBytes}]`)
+    .option('--pre-tls-memory <MiB>', `memory all connections still setting up TLS may hold; past it, new ones are refused [${DEFAULTS.preTlsMemory}]`)
     .option('--log-level <level>', `fatal, error, warn, info, debug, trace or silent [${DEFAULTS.logLevel}]`)
     .option('--control <path>', 'control socket for status, monitor and reload [$RUNTIME_DIRECTORY/control.sock under systemd, else $XDG_RUNTIME_DIR/xmpp-onion-proxy/control.sock]')
     .option('--no-control', 'no control socket')

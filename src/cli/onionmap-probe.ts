@@ -62,7 +62,7 @@ export async function probeXmpp(options: ProbeOptions): Promise<ProbeResult> {
 
 function readFeatures(socket: net.Socket, domain: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const reader = new XmlEventReader((element) => is(element, NS.streams, 'features') || is(element, NS.streams, 'error'));
+    const reader = new XmlEventReader({ stopAfter: (element) => is(element, NS.streams, 'features') || is(element, NS.streams, 'error') });
     let sawHeader = false;
     let settled = false;
     const finish = (outcome: Outcome): void => {

@@ -5,9 +5,23 @@ import { STARTTLS, STREAM_CLOSE, streamHeader, XML_DECLARATION } from './seriali
 import { TlsRecordWalker } from './tls-records.js';
 import { violationRefusal } from './violations.js';
 import { child, is, NS, type XmlElement } from './xml-element.js';
-import type { XmlEvent } from './xml-events.js';
+import type { XmlEvent, XmlReading } from './xml-events.js';
 
 const UPSTREAM_HEADER_ATTRS = ['to', 'version', 'xml:lang'] as const;
+
+const isStartTls = (element: XmlElement): boolean => is(element, NS.tls, 'starttls');
+const isIq = (element: XmlElement): boolean => is(element, NS.client, 'iq');
+
+/**
+ * How the client's bytes are read: up to `<starttls/>` and no further; any other element is
+ * decided on at its start tag (an `<iq>` at its first child, which tells registration apart),
+ * so nothing the policy refuses is ever held in memory.
+ */
+export const CLIENT_READING: XmlReading = {
+  stopAfter: isStartTls,
+  decideAtStart: (top, depth) => (depth === 1 ? !isStartTls(top) && !isIq(top) : isIq(top)),
+  keep: (parent, _uri, _local, depth) => depth === 2 && isIq(parent),
+};
 
 /** The client's side before TLS: its stream header, `<starttls/>`, and nothing else (RFC 6120 §5.4.2). */
 export function onClientXml(state: NegotiationState, event: XmlEvent, ctx: NegotiationContext): Step {

@@ -1,11 +1,14 @@
 import { INITIAL_STATE, step, type Action, type NegotiationContext, type NegotiationEvent, type NegotiationState } from './negotiation.js';
-import { is, NS } from './xml-element.js';
+import { CLIENT_READING } from './client-stream.js';
+import { SERVER_READING } from './server-stream.js';
 import { DEFAULT_XML_LIMITS, XmlEventReader, type XmlLimits } from './xml-events.js';
 
 /**
  * Bytes from either side in, actions out: one XmlEventReader per side feeding `step`.
  * The client's reader stops after `<starttls/>` and the server's after `<proceed/>`;
  * bytes past those points are passed to the policy as raw bytes, never parsed as XML.
+ * What each reader keeps is bounded by the XML limits, and an element the policy refuses is
+ * decided on at its start tag.
  */
 export class Negotiator {
   #state: NegotiationState = INITIAL_STATE;
@@ -15,8 +18,8 @@ export class Negotiator {
 
   constructor(ctx: NegotiationContext, limits: XmlLimits = DEFAULT_XML_LIMITS) {
     this.#ctx = ctx;
-    this.#client = new XmlEventReader((element) => is(element, NS.tls, 'starttls'), limits);
-    this.#server = new XmlEventReader((element) => is(element, NS.tls, 'proceed'), limits);
+    this.#client = new XmlEventReader(CLIENT_READING, limits);
+    this.#server = new XmlEventReader(SERVER_READING, limits);
   }
 
   get state(): NegotiationState {

@@ -159,6 +159,8 @@ export const REFUSALS = {
   // ---- the daemon itself ----
   'too-many-connections': spec<{ limit: number }>({ condition: 'resource-constraint', socks: R.generalFailure,
     text: (a) => `the proxy already has ${a.limit} connections open; try again later` }),
+  'too-many-negotiations': spec<{ limit: number; mib: number }>({ condition: 'resource-constraint', socks: R.generalFailure,
+    text: (a) => `the proxy is already setting up ${a.limit} connections, all the memory it allows for that (--pre-tls-memory ${a.mib} MiB); try again later` }),
 
   // ---- the SOCKS door (RFC 1928): the client reads the reply code; the words go to the log ----
   'socks-timeout': spec<{ seconds: number }>({ condition: 'connection-timeout', text: (a) => `the SOCKS handshake did not finish within ${seconds(a.seconds)}` }),

@@ -4,9 +4,28 @@ import { FEATURES_STARTTLS_REQUIRED, PROCEED, STARTTLS, STREAM_CLOSE, streamErro
 import { TlsRecordWalker } from './tls-records.js';
 import { violationRefusal } from './violations.js';
 import { child, is, NS, type XmlElement } from './xml-element.js';
-import type { XmlEvent } from './xml-events.js';
+import type { XmlEvent, XmlReading } from './xml-events.js';
 
 const CLIENT_HEADER_ATTRS = ['from', 'id', 'version', 'xml:lang'] as const;
+
+/** What a server may send before TLS: features, `<proceed/>`, `<failure/>`, a stream error. */
+const isNegotiation = (element: XmlElement): boolean =>
+  is(element, NS.streams, 'features') || is(element, NS.tls, 'proceed') || is(element, NS.tls, 'failure') || is(element, NS.streams, 'error');
+
+/** How the server's bytes are read: up to `<proceed/>`; anything but the negotiation is decided on at its start tag. */
+export const SERVER_READING: XmlReading = {
+  stopAfter: (element) => is(element, NS.tls, 'proceed'),
+  decideAtStart: (top, depth) => depth === 1 && !isNegotiation(top),
+  keep: (parent, uri, local, depth) => depth === 2 && keptForDecision(parent, uri, local),
+};
+
+/** The decision reads a features' first `<starttls/>`, and a stream error's first condition and first text: nothing else is kept. */
+function keptForDecision(top: XmlElement, uri: string, local: string): boolean {
+  if (is(top, NS.streams, 'features')) return uri === NS.tls && local === 'starttls' && top.children.length === 0;
+  if (!is(top, NS.streams, 'error') || uri !== NS.streamErrors) return false;
+  const isText = local === 'text';
+  return !top.children.some((c) => (c.local === 'text') === isText);
+}
 
 /** The server's side before TLS: its header, features that offer STARTTLS, `<proceed/>` (RFC 6120 §5.4.2). */
 export function onServerXml(state: NegotiationState, event: XmlEvent, ctx: NegotiationContext): Step {

@@ -10,6 +10,13 @@ type Listener = (...args: any[]) => void;
 /** One reason for every ended connection: `abort()` without one builds an error with a stack each time. */
 const CONNECTION_ENDED = new Error('connection ended');
 
+export interface ConnectionHooks {
+  /** Once, when the connection has closed. */
+  readonly closed: (connection: Connection) => void;
+  /** Once, when it stops negotiating: it relays, or it ends. */
+  readonly settled?: (connection: Connection) => void;
+}
+
 /**
  * The life of one client connection, at either door, from accept to close: the client socket,
  * the upstream once there is one, one timer, and the first reason the connection ended. Whatever
@@ -37,14 +44,14 @@ export class Connection {
   #listeners: Array<readonly [net.Socket, string, Listener]> = [];
   #upstreamLost: (() => void) | undefined;
   readonly #lingerMs: number;
-  readonly #closed: (connection: Connection) => void;
+  readonly #hooks: ConnectionHooks;
 
-  constructor(id: number, client: net.Socket, report: ConnectionReport, lingerMs: number, closed: (connection: Connection) => void) {
+  constructor(id: number, client: net.Socket, report: ConnectionReport, lingerMs: number, hooks: ConnectionHooks) {
     this.id = id;
     this.client = client;
     this.report = report;
     this.#lingerMs = lingerMs;
-    this.#closed = closed;
+    this.#hooks = hooks;
     client.on('error', this.#onClientError);
     client.on('close', this.#onClientClose);
   }
@@ -145,7 +152,7 @@ export class Connection {
   relay(preamble: Buffer, walkers: RelayWalkers | undefined): void {
     const server = this.#upstream;
     if (!server || this.ended) return;
-    this.#state = 'relaying';
+    this.#settle('relaying');
     this.disarm();
     this.detach();
     this.report.tlsStarted(preamble.length);
@@ -172,7 +179,7 @@ export class Connection {
   }
 
   #stop(): void {
-    if (this.#state !== 'closed') this.#state = 'ending';
+    if (this.#state !== 'closed') this.#settle('ending');
     this.disarm();
     this.detach();
     this.#abort?.abort(CONNECTION_ENDED);
@@ -191,13 +198,19 @@ export class Connection {
 
   #onClientClose = (): void => {
     const relayed = this.#state === 'relaying';
-    this.#state = 'closed';
+    this.#settle('closed');
     this.disarm();
     this.#abort?.abort(CONNECTION_ENDED);
     this.#upstream?.destroy();
     this.report.closed(this.#reason ?? (relayed ? 'done' : 'client-closed'), this.counters.fromClient, this.counters.fromServer, this.phase);
-    this.#closed(this);
+    this.#hooks.closed(this);
   };
+
+  #settle(state: 'relaying' | 'ending' | 'closed'): void {
+    const wasOpen = this.#state === 'open';
+    this.#state = state;
+    if (wasOpen) this.#hooks.settled?.(this);
+  }
 
   #onUpstreamError = (error: NodeJS.ErrnoException): void => {
     if (this.#state === 'relaying') this.destroy(`server-${error.code ?? 'error'}`);

@@ -10,6 +10,7 @@ import type { XmlLimits } from '../policy/xml-events.js';
 import { Activity, type DoorKind } from './activity.js';
 import { Connection } from './connection.js';
 import { IsolationKeys, type Isolation } from './isolation.js';
+import { negotiationSlots } from './negotiation-memory.js';
 import { Session, type SessionLimits } from './session.js';
 import { acceptSocksClient, type SocksDoorOptions } from './socks-door.js';
 import { socksReply } from './socks5-handshake.js';
@@ -30,6 +31,8 @@ export interface ProxyConfig {
   readonly isolation: Isolation;
   readonly socksAllowOtherPorts: boolean;
   readonly maxConnections: number;
+  /** Memory all connections still negotiating may hold together, at worst; past it, new ones are refused. */
+  readonly preTlsMemoryBytes: number;
   readonly xmlLimits: XmlLimits;
   readonly headerTimeoutMs: number;
   readonly negotiationTimeoutMs: number;
@@ -47,6 +50,9 @@ export interface DoorAddress {
 export class ProxyServer {
   readonly #listeners: Array<{ door: DoorKind; server: net.Server }> = [];
   readonly #connections = new Set<Connection>();
+  /** Connections not yet relaying nor ending, and how many may be at once. */
+  #negotiating = 0;
+  readonly #negotiationSlots: number;
   readonly #config: ProxyConfig;
   readonly #log: Logger;
   readonly #isolation: IsolationKeys;
@@ -61,6 +67,7 @@ export class ProxyServer {
   private constructor(config: ProxyConfig, map: OnionMap, log: Logger) {
     this.#config = config;
     this.#isolation = new IsolationKeys(config.isolation);
+    this.#negotiationSlots = negotiationSlots(config.preTlsMemoryBytes, config.xmlLimits);
     this.#limits = { xmlLimits: config.xmlLimits, headerTimeoutMs: config.headerTimeoutMs, negotiationTimeoutMs: config.negotiationTimeoutMs };
     this.#socksOptions = {
       map: () => this.#map,
@@ -103,6 +110,11 @@ export class ProxyServer {
 
   get connections(): number {
     return this.#connections.size;
+  }
+
+  /** Connections still negotiating (not yet relaying), and the most there may be at once. */
+  get negotiating(): { readonly now: number; readonly limit: number } {
+    return { now: this.#negotiating, limit: this.#negotiationSlots };
   }
 
   get map(): OnionMap {
@@ -157,16 +169,24 @@ export class ProxyServer {
     socket.setNoDelay(true);
     const report = this.activity.report(id, door, this.#log);
     const config = this.#config;
-    const overLimit = this.#connections.size >= config.maxConnections;
-    const connection = new Connection(id, socket, report, config.lingerMs, (closed) => this.#connections.delete(closed));
-    if (overLimit) {
+    const refused = this.#connections.size >= config.maxConnections
+      ? refusal('too-many-connections', { limit: config.maxConnections })
+      : this.#negotiating >= this.#negotiationSlots
+        ? refusal('too-many-negotiations', { limit: this.#negotiationSlots, mib: config.preTlsMemoryBytes / 2 ** 20 })
+        : undefined;
+    if (refused) {
       // A SOCKS client gets a SOCKS refusal to its greeting; an XMPP client a stream error.
-      const refused = refusal('too-many-connections', { limit: config.maxConnections });
+      const connection = new Connection(id, socket, report, config.lingerMs, { closed: () => {} });
       connection.refuse(refused, door === 'socks'
         ? Buffer.concat([Buffer.from([5, 0]), socksReply(refused.socksReply)])
         : streamErrorXml(refused, { withHeader: true, id: `${STREAM_ID_PREFIX}${id}` }));
       return;
     }
+    this.#negotiating++;
+    const connection = new Connection(id, socket, report, config.lingerMs, {
+      closed: (closed) => this.#connections.delete(closed),
+      settled: () => this.#negotiating--,
+    });
     report.accepted();
     this.#connections.add(connection);
     if (door === 'socks') {

@@ -8,6 +8,7 @@ import type { Route, RouteDecision } from '../policy/routing.js';
 import { TOR_WORDS } from '../policy/tor-words.js';
 import type { XmlLimits } from '../policy/xml-events.js';
 import type { Connection } from './connection.js';
+import { MAX_HELD_TLS_BYTES } from './negotiation-memory.js';
 
 export interface SessionLimits {
   readonly xmlLimits: XmlLimits;
@@ -21,8 +22,6 @@ export interface SessionOptions extends SessionLimits {
   /** Opens the upstream, handed over paused: through Tor, or the connection the SOCKS door already made. */
   readonly openUpstream: (route: Route, domain: string, signal: AbortSignal) => Promise<net.Socket>;
 }
-
-const MAX_HELD_TLS_BYTES = 32 * 1024;
 
 /**
  * The STARTTLS negotiation of one connection: bytes from both sides into the policy, its

@@ -7,13 +7,14 @@ import { settleArena, startArena } from '../helpers/adversary-arena.js';
 import type { Scenario } from '../helpers/adversary-scenario.js';
 import { clientScenarios } from '../helpers/adversary-scenarios-client.js';
 import { faultScenarios } from '../helpers/adversary-scenarios-faults.js';
+import { memoryScenarios } from '../helpers/adversary-scenarios-memory.js';
 import { nameScenarios } from '../helpers/adversary-scenarios-names.js';
 import { resourceScenarios } from '../helpers/adversary-scenarios-resources.js';
 import { serverScenarios } from '../helpers/adversary-scenarios-server.js';
 import { socksScenarios } from '../helpers/adversary-scenarios-socks.js';
 import { tlsStartScenarios } from '../helpers/adversary-scenarios-tls-start.js';
 
-const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios, ...nameScenarios, ...tlsStartScenarios];
+const scenarios: Scenario[] = [...serverScenarios, ...clientScenarios, ...faultScenarios, ...resourceScenarios, ...socksScenarios, ...nameScenarios, ...tlsStartScenarios, ...memoryScenarios];
 const only = process.env.ADVERSARIAL_ONLY;
 const selected = only ? scenarios.filter((s) => `${s.group}: ${s.name}`.includes(only)) : scenarios;
 

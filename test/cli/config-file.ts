@@ -26,6 +26,7 @@ const WRONG: Record<string, unknown> = {
   negotiationTimeout: 1.5,
   connectTimeout: 3601,
   preTlsBytes: 10,
+  preTlsMemory: 0,
   logLevel: 'verbose',
   control: true,
 };

@@ -57,7 +57,7 @@ t.test('XmlEventReader: the TLS switch point is exact under any chunking', async
   fc.assert(
     fc.property(docArb, sizesArb, ({ head, tail, elements }, sizes) => {
       const data = Buffer.concat([head, tail]);
-      const reader = new XmlEventReader(stopAtStartTls);
+      const reader = new XmlEventReader({ stopAfter: stopAtStartTls });
       const events: XmlEvent[] = [];
       let after: Buffer[] = [];
       for (const chunk of chunks(data, sizes)) {
@@ -76,7 +76,7 @@ t.test('XmlEventReader: the TLS switch point is exact under any chunking', async
       if (stop?.kind !== 'element' || !is(stop.element, NS.tls, 'starttls')) throw new Error('no stop at <starttls/>');
       const rest = Buffer.concat(after);
       if (!rest.equals(tail)) throw new Error(`after the switch: ${rest.toString('hex')} instead of ${tail.toString('hex')}`);
-      const whole = new XmlEventReader(stopAtStartTls).feed(data);
+      const whole = new XmlEventReader({ stopAfter: stopAtStartTls }).feed(data);
       if (summary(whole) !== summary(events)) throw new Error(`differs from a whole read: ${summary(whole)} vs ${summary(events)}`);
     }),
     { numRuns },
@@ -100,7 +100,7 @@ t.test('XmlEventReader: mutated input never throws, stops for good, and respects
         const i = at % (data.length + 1);
         data = Buffer.concat([data.subarray(0, i), piece, data.subarray(i)]);
       }
-      const reader = new XmlEventReader(stopAtStartTls, { maxBytes, maxDepth: 8, maxAttributes: 32 });
+      const reader = new XmlEventReader({ stopAfter: stopAtStartTls }, { maxBytes, maxDepth: 8, maxAttributes: 32, maxElements: 128 });
       let fed = 0;
       let over = false;
       for (const chunk of chunks(data, sizes)) {

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import {
   clientHeaderIn, FEATURES_OUT, FEATURES_PLAIN_IN, FEATURES_REQUIRED_IN, PROCEED_IN, PROCEED_OUT, serverHeaderIn, STARTTLS_IN, STARTTLS_OUT,
 } from './adversary-arena.js';
+import { helloRecord } from './tls-hello.js';
 
 export type UpstreamKind = 'fake-tls' | 'real-tls' | 'strip' | 'inject' | 'reset' | 'garbage';
 
@@ -46,9 +47,16 @@ export async function startLeanUpstream(kind: UpstreamKind, pki: { key: string; 
         secure.on('end', () => secure.end());
         return;
       }
-      // fake-tls: echo the client's TLS-shaped records back (its first is a handshake record).
-      if (rest.length > 0) socket.write(rest);
-      socket.on('data', (data: Buffer) => socket.write(data));
+      // fake-tls: once the client's first TLS bytes came (as a real server waits for its
+      // ClientHello), a ServerHello-shaped record, then the client's records echoed back.
+      let helloSent = false;
+      const echo = (data: Buffer): void => {
+        if (!helloSent) socket.write(FAKE_SERVER_HELLO);
+        helloSent = true;
+        socket.write(data);
+      };
+      if (rest.length > 0) echo(rest);
+      socket.on('data', echo);
       socket.on('end', () => socket.end());
     };
     socket.on('data', onData);
@@ -63,6 +71,9 @@ export async function startLeanUpstream(kind: UpstreamKind, pki: { key: string; 
     },
   };
 }
+
+/** What the fake upstream sends first once TLS starts: a record that opens with a ServerHello's header. */
+export const FAKE_SERVER_HELLO = helloRecord('server', 40);
 
 /** A TLS-shaped record: type, version 3.3, `size` random body bytes. */
 export function fakeRecord(type: number, size: number): Buffer {
@@ -179,7 +190,7 @@ export function runOp(port: number, kind: OpKind, ca: string, deadlineMs: number
       socket.write(clientHeaderIn(domain, `someone@${domain}`));
       if (kind === 'fin-early') socket.end();
     });
-    const hello = fakeRecord(22, randomInt(50, 600));
+    const hello = helloRecord('client', randomInt(50, 600));
     const payload = Buffer.concat([hello, fakeRecord(23, randomInt(1, 3000)), fakeRecord(23, randomInt(1, 3000))]);
     let stage: 'features' | 'proceed' | 'relay' | 'done' = 'features';
     let relayFrom = 0;
@@ -202,9 +213,10 @@ export function runOp(port: number, kind: OpKind, ca: string, deadlineMs: number
         stage = 'done';
         return void socket.resetAndDestroy();
       }
-      if (stage === 'relay' && kind !== 'real-tls' && received.length - relayFrom >= payload.length) {
+      if (stage === 'relay' && kind !== 'real-tls' && received.length - relayFrom >= FAKE_SERVER_HELLO.length + payload.length) {
         stage = 'done';
-        echoed = received.subarray(relayFrom, relayFrom + payload.length).equals(payload);
+        const echo = relayFrom + FAKE_SERVER_HELLO.length;
+        echoed = received.subarray(relayFrom, echo).equals(FAKE_SERVER_HELLO) && received.subarray(echo, echo + payload.length).equals(payload);
         socket.end();
       }
     };

@@ -91,7 +91,7 @@ export const clientScenarios: Scenario[] = [
     () => "<?xml-stylesheet href='x'?>",
     'restricted-xml', `your client sent XML that XMPP forbids: processing instructions are not allowed in XMPP (RFC 6120 §11.1) before encryption was set up; ${NOTHING}`),
   refusedAfterFeatures('invalid UTF-8',
-    (a) => Buffer.concat([Buffer.from(`<message><body>${a.secrets.body}`), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('</body></message>')]),
+    (a) => Buffer.concat([Buffer.from(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>${a.secrets.body}`), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('</starttls>')]),
     'not-well-formed', `your client sent XML that is not well-formed (the bytes are not valid UTF-8) before encryption was set up; ${NOTHING}`),
   refusedAfterFeatures('a NUL byte',
     () => "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\u0000</starttls>",
@@ -100,11 +100,11 @@ export const clientScenarios: Scenario[] = [
   refusedAfterFeatures('<starttls> closed by a mismatched end tag',
     () => "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></Xtarttls>",
     'not-well-formed', `your client sent XML that is not well-formed (unexpected close tag) before encryption was set up; ${NOTHING}`),
-  refusedAfterFeatures('elements nested 50 deep',
-    () => '<a>'.repeat(50),
+  refusedAfterFeatures('elements nested 50 deep (inside <starttls>, the one element whose content is read)',
+    () => "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + '<a>'.repeat(50),
     'policy-violation', `your client sent too much: elements are nested more than 8 deep before encryption was set up; ${NOTHING}`),
   refusedAfterFeatures('an attribute flood',
-    () => `<a ${Array.from({ length: 1000 }, (_, i) => `a${i}='x'`).join(' ')}/>`,
+    () => `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls' ${Array.from({ length: 100 }, (_, i) => `a${i}='x'`).join(' ')}/>`,
     'policy-violation', `your client sent too much: an element has more than 32 attributes before encryption was set up; ${NOTHING}`),
   refusedAfterFeatures('text outside any element',
     (a) => `${a.secrets.password} ${STARTTLS_IN}`,
@@ -217,14 +217,14 @@ export const clientScenarios: Scenario[] = [
     'unsupported-version', "your client did not ask for an XMPP 1.0 stream (version='1.0'), which STARTTLS needs"),
   {
     group: 'client',
-    name: 'a 10 MB stream header',
+    name: 'a 10 MB stream header: cut past 4096 characters without a tag ending',
     async run(t, arena) {
       const c = await arena.client();
       c.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='${DOMAIN}' pad='`);
       c.write(Buffer.alloc(10 * 1024 * 1024, 'x'));
       await expectClosed(t, c, 'client');
       sameText(t, c.text(), ourError('policy-violation',
-        `your client sent too much: more than 65536 bytes before encryption was set up; ${NOTHING}`, { id: c.id }), 'client: the refusal in words');
+        `your client sent too much: more than 4096 characters without a tag ending before encryption was set up; ${NOTHING}`, { id: c.id }), 'client: the refusal in words');
       t.equal(arena.socks.requests.length, 0, 'Tor was never asked');
       await arena.serveHonest(t);
     },

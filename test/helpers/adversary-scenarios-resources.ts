@@ -17,7 +17,7 @@ const FLOOD = 5000;
 const LIMIT = 4096;
 
 /** Raises this process's open-file limit when it is too low for the flood (as root, or up to the hard limit). */
-function ensureFileLimit(needed: number): void {
+export function ensureFileLimit(needed: number): void {
   const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
   const [soft, hard] = (line?.match(/\d+|unlimited/g) ?? []).map((v) => (v === 'unlimited' ? Infinity : Number(v)));
   if (soft === undefined || soft >= needed) return;
@@ -57,7 +57,7 @@ export const resourceScenarios: Scenario[] = [
   {
     group: 'resource',
     name: `${FLOOD} connections that send nothing: the limit (${LIMIT}) and the header budget hold`,
-    arena: { daemon: { maxConnections: LIMIT, headerTimeoutMs: 5000, lingerMs: 500 } },
+    arena: { daemon: { maxConnections: LIMIT, preTlsMemoryBytes: 2 ** 31, headerTimeoutMs: 5000, lingerMs: 500 } },
     async run(t, arena) {
       ensureFileLimit(3 * FLOOD);
       let maxSeen = 0;
@@ -130,7 +130,24 @@ export const resourceScenarios: Scenario[] = [
   },
   {
     group: 'resource',
-    name: 'a whitespace flood after the header: the pre-TLS byte budget holds',
+    name: 'a whitespace flood inside an open <starttls> (1 KiB runs between empty elements, under the run and element bounds): the pre-TLS byte budget holds',
+    async run(t, arena) {
+      const c = await arena.client();
+      c.write(clientHeaderIn(DOMAIN, arena.secrets.jid));
+      await c.waitFor(FEATURES_OUT);
+      c.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>");
+      for (let i = 0; i < 80 && !c.socket.destroyed; i++) c.write(Buffer.alloc(1024, '\n') + '<required/>');
+      await expectClosed(t, c, 'client');
+      sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError('policy-violation',
+        'your client sent too much: more than 65536 bytes before encryption was set up; nothing was sent to the server'), 'client: the byte budget, in words');
+      const server = arena.upstream.peers[0]!;
+      await expectClosed(t, server, 'server');
+      sameText(t, server.text(), upstreamHeader(DOMAIN), 'server: the canonical header only');
+    },
+  },
+  {
+    group: 'resource',
+    name: 'a whitespace flood after the header: cut past 4096 characters in a row, the parser never holds more',
     async run(t, arena) {
       const c = await arena.client();
       c.write(clientHeaderIn(DOMAIN, arena.secrets.jid));
@@ -138,7 +155,7 @@ export const resourceScenarios: Scenario[] = [
       for (let i = 0; i < 80 && !c.socket.destroyed; i++) c.write(Buffer.alloc(1024, '\n'));
       await expectClosed(t, c, 'client');
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError('policy-violation',
-        'your client sent too much: more than 65536 bytes before encryption was set up; nothing was sent to the server'), 'client: the byte budget, in words');
+        'your client sent too much: more than 4096 characters without a tag ending before encryption was set up; nothing was sent to the server'), 'client: the run bound, in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
       sameText(t, server.text(), upstreamHeader(DOMAIN), 'server: the canonical header only');

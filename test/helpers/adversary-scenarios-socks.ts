@@ -586,7 +586,7 @@ const scenarios: Scenario[] = [
   {
     group: 'resource',
     name: `${IDLE_FLOOD} SOCKS clients that send nothing: the limit (${IDLE_LIMIT}) and the handshake budget hold`,
-    arena: { daemon: { maxConnections: IDLE_LIMIT, headerTimeoutMs: 2500, lingerMs: 500 } },
+    arena: { daemon: { maxConnections: IDLE_LIMIT, preTlsMemoryBytes: 2 ** 31, headerTimeoutMs: 2500, lingerMs: 500 } },
     async run(t, arena) {
       let maxSeen = 0;
       const idle: Client[] = [];

@@ -43,6 +43,7 @@ export async function startTestDaemon(t: Test, torPort: number, entries: readonl
     onionOnly: false,
     isolation: 'per-connection',
     maxConnections: 100,
+    preTlsMemoryBytes: 64 * 2 ** 20,
     xmlLimits: DEFAULT_XML_LIMITS,
     headerTimeoutMs: 10_000,
     negotiationTimeoutMs: 20_000,

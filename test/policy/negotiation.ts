@@ -34,6 +34,8 @@ function plaintextRecord(text: string): Buffer {
   const body = Buffer.from(text);
   return Buffer.concat([Buffer.from([22, 3, 3, body.length >> 8, body.length & 0xff]), body]);
 }
+/** `<starttls>` left open: the one element whose content the client's reader reads. */
+const OPEN_STARTTLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>";
 const AUTH = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>";
 
 const rows: Row[] = [
@@ -182,12 +184,12 @@ const rows: Row[] = [
   },
   {
     name: 'client: a NUL byte',
-    steps: [C(CLIENT_HEADER + '<a>\u0000</a>')],
+    steps: [C(CLIENT_HEADER + OPEN_STARTTLS + '\u0000</starttls>')],
     expect: { phase: 'Refused', refusal: 'client-not-well-formed' },
   },
   {
     name: 'client: invalid UTF-8',
-    steps: [C(Buffer.concat([Buffer.from(CLIENT_HEADER + '<a>'), Buffer.from([0xc3, 0x28]), Buffer.from('</a>')]))],
+    steps: [C(Buffer.concat([Buffer.from(CLIENT_HEADER + OPEN_STARTTLS), Buffer.from([0xc3, 0x28]), Buffer.from('</starttls>')]))],
     expect: { phase: 'Refused', refusal: 'client-not-well-formed' },
   },
   {
@@ -197,7 +199,7 @@ const rows: Row[] = [
   },
   {
     name: 'client: deeply nested elements',
-    steps: [C(CLIENT_HEADER + '<a>'.repeat(50))],
+    steps: [C(CLIENT_HEADER + OPEN_STARTTLS + '<a>'.repeat(50))],
     expect: { phase: 'Refused', refusal: 'client-limit' },
   },
   {
@@ -209,6 +211,21 @@ const rows: Row[] = [
     name: 'client: more than 64 KiB before TLS',
     steps: [C(CLIENT_HEADER.replace("version='1.0'>", `version='1.0' pad='${'x'.repeat(70_000)}'>`))],
     expect: { phase: 'Refused', refusal: 'client-limit', toServer: '' },
+  },
+  {
+    name: 'client: an element other than <starttls/> is refused at its start tag, whatever follows it',
+    steps: [C(CLIENT_HEADER + '<x>' + '<a/>'.repeat(1000))],
+    expect: { phase: 'Refused', refusal: 'client-unexpected-element', notToServer: ['<x', '<a'] },
+  },
+  {
+    name: 'client: an <iq> is decided at its first child: registration, before its password',
+    steps: [C(CLIENT_HEADER + "<iq type='set' id='r'><query xmlns='jabber:iq:register'><password>" + 's'.repeat(3000))],
+    expect: { phase: 'Refused', refusal: 'client-plaintext-register', notToServer: ['<iq', 'password'] },
+  },
+  {
+    name: 'client: more than 4096 characters of whitespace in a row',
+    steps: [C(CLIENT_HEADER + ' '.repeat(5000))],
+    expect: { phase: 'Refused', refusal: 'client-limit' },
   },
   {
     name: 'client: <starttls/> twice',
@@ -318,6 +335,16 @@ const rows: Row[] = [
     name: 'server: more than 64 KiB of features',
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + '<stream:features>' + '<x/>'.repeat(20_000) + '</stream:features>')],
     expect: { phase: 'Refused', refusal: 'server-limit', notToClient: ['<x/>'] },
+  },
+  {
+    name: 'server: more than 64 KiB before TLS, under the element and run bounds',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + '<stream:features>' + `<x>${'y'.repeat(1000)}</x>`.repeat(100))],
+    expect: { phase: 'Refused', refusal: 'server-limit', notToClient: ['<x>', 'yyy'] },
+  },
+  {
+    name: 'server: more than 128 elements in its features',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + '<stream:features>' + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" + '<x/>'.repeat(128) + '</stream:features>')],
+    expect: { phase: 'Refused', refusal: 'server-limit', notToClient: ['<x/>', '<stream:features>'] },
   },
   {
     name: 'server: closes its stream before TLS',

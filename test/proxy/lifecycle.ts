@@ -35,13 +35,14 @@ t.test('a refusal keeps its stream error when the server closes at once and the 
     let writing = true;
     client.on('data', (chunk: Buffer) => (received += chunk.toString()));
     client.on('error', (error: NodeJS.ErrnoException) => (problem = error.code ?? error.message));
-    // Whitespace is valid between elements: the client keeps the daemon's receive buffer full.
+    // Whitespace and empty elements inside an open <starttls> are read (up to the pre-TLS
+    // bounds): the client keeps the daemon's receive buffer full.
     const keepWriting = (): void => {
       if (!writing || client.destroyed) return;
-      if (client.write(' '.repeat(512))) setImmediate(keepWriting);
+      if (client.write(' '.repeat(508) + '<r/>')) setImmediate(keepWriting);
       else client.once('drain', keepWriting);
     };
-    client.write(clientHeader('example.test'));
+    client.write(clientHeader('example.test') + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>");
     keepWriting();
     await new Promise<void>((resolve) => client.once('end', resolve).once('close', resolve));
     // A client that has not read its error yet goes on writing a little, then closes its side.

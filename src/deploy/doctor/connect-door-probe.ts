@@ -12,7 +12,7 @@ import { XmlEventReader } from '../../policy/xml-events.js';
  */
 export function answersLikeDaemon(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
   return new Promise((resolve) => {
-    const reader = new XmlEventReader((element) => is(element, NS.streams, 'error'));
+    const reader = new XmlEventReader({ stopAfter: (element) => is(element, NS.streams, 'error') });
     let ours = false;
     const socket = net.connect({ host, port });
     const done = (answer: boolean): void => {
