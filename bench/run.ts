@@ -15,7 +15,7 @@ import { CLI, startDaemon, startHaproxy, startNodePipe, startSocat, type Relay }
 import { createRig, type RigWithEnv } from './lib/rig.js';
 import { rotate } from './lib/stats.js';
 import {
-  bulkOnce, echo, handshakes, idle, maxConnections, refusalAtLimit, startup,
+  bulkOnce, echo, handshakes, idle, maxConnections, preTlsAtBound, refusalAtLimit, startup,
   type BenchPath, type BulkSample, type IdleResult, type MaxConnectionsResult,
 } from './lib/workloads.js';
 
@@ -145,6 +145,16 @@ async function main(options: BenchOptions): Promise<void> {
         }
       }
       m.idle = idleResults;
+    }
+    if (options.workloads.has('pretls')) {
+      const count = 400;
+      log(`memory before TLS: ${count} connections at every pre-TLS bound, held by a fresh daemon`);
+      const relay = (await fresh.daemon!())!;
+      try {
+        m.preTls = await preTlsAtBound(relay, count, options.sizes.settleMs);
+      } finally {
+        await relay.stop();
+      }
     }
     if (options.workloads.has('maxconn') && !tool('prlimit')) notes.push('maxconn: skipped (prlimit, from util-linux, sets the relay\'s fd limit)');
     else if (options.workloads.has('maxconn')) {

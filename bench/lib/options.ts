@@ -1,6 +1,6 @@
 /** The bench's command line: `npm run bench -- [--quick] [--repeat N] [--only a,b] [--skip x,y] [--json FILE] [--daemon-arg ARG]`. */
 
-export const WORKLOADS = ['startup', 'handshake', 'echo', 'bulk', 'idle', 'maxconn'] as const;
+export const WORKLOADS = ['startup', 'handshake', 'echo', 'bulk', 'idle', 'pretls', 'maxconn'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface BenchOptions {

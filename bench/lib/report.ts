@@ -1,5 +1,5 @@
 /** The one table: each metric's median (± half the spread of the per-repetition values) per path, and the daemon's ratios. */
-import type { BulkSample, EchoResult, HandshakeResult, IdleResult, LimitRefusal, MaxConnectionsResult, PathName, StartupResult } from './workloads.js';
+import type { BulkSample, EchoResult, HandshakeResult, IdleResult, LimitRefusal, MaxConnectionsResult, PathName, PreTlsResult, StartupResult } from './workloads.js';
 import { median, spreadPercent } from './stats.js';
 
 export const COLUMNS: readonly PathName[] = ['daemon', 'daemon-socks', 'node-pipe', 'haproxy', 'socat', 'direct'];
@@ -37,6 +37,7 @@ export interface Measurements {
   readonly idle: readonly IdleResult[];
   readonly maxConnections: readonly MaxConnectionsResult[];
   readonly refusal?: LimitRefusal;
+  readonly preTls?: PreTlsResult;
 }
 
 const GiB = 1024 ** 3;
@@ -138,6 +139,18 @@ export function buildRows(m: Measurements): Row[] {
       return a && b ? [(b.memoryKiB - a.memoryKiB) / (high - low)] : [];
     }));
     rows.push({ metric: `KiB per extra idle conn ${low}→${high}`, cells: marginal, lowerIsBetter: true, digits: 1 });
+  }
+  const pre = m.preTls;
+  if (pre) {
+    const daemon = cell([pre.perConnectionKiB]);
+    rows.push({
+      metric: `KiB per negotiating conn at the pre-TLS bound @${pre.connections}`,
+      cells: daemon ? { daemon } : {},
+      lowerIsBetter: true,
+      target: `≤ ${pre.boundKiB} KiB`,
+      ok: pre.perConnectionKiB <= pre.boundKiB,
+      digits: 1,
+    });
   }
   if (m.maxConnections.length > 0) {
     const fd = m.maxConnections[0]!.fdLimit;

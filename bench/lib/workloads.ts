@@ -3,6 +3,7 @@
  * XMPP server: `direct` (the client does SOCKS to the hop itself), or through a relay.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { openConnection, type ClientContext, type Connection, type Target } from './client.js';
 import { cpuSeconds, fdCount, fdLimit, type FdLimit } from './proc.js';
@@ -10,7 +11,9 @@ import { exited, stopChild } from './processes.js';
 import { CLI, daemonEnv, type Hop, type Relay } from './relays.js';
 import { median, rotate, summarize, type Summary } from './stats.js';
 import { RECORDS_CHUNK, type BenchServer } from './xmpp-server.js';
-import { RECORD_SIZE, sendBulk, type Mode } from './wire.js';
+import { clientHeader, RECORD_SIZE, RECORDS_DOMAIN, sendBulk, type Mode } from './wire.js';
+import { DEFAULT_XML_LIMITS } from '../../src/policy/xml-events.js';
+import { negotiationWorstBytes } from '../../src/proxy/negotiation-memory.js';
 
 export type PathName = 'direct' | Relay['name'];
 
@@ -395,4 +398,50 @@ export async function startup(hopPort: number, runs: number): Promise<StartupRes
 
 export function summarizeRounds(rounds: readonly number[][]): { all: Summary; perRep: number[] } {
   return { all: summarize(rounds.flat()), perRep: rounds.map((r) => median(r)) };
+}
+
+/* ---------------------------------------------------------------- memory before TLS, at the bound */
+
+export interface PreTlsResult {
+  readonly connections: number;
+  /** (memory with them held − memory before) / connections. */
+  readonly perConnectionKiB: number;
+  /** What the README states one negotiating connection holds at worst. */
+  readonly boundKiB: number;
+}
+
+/** The client side at every pre-TLS bound: an open `<starttls>` holding 127 children with long names, just under 64 KiB. */
+const AT_THE_BOUND = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + Array.from({ length: 127 }, (_, i) => `<n${i}${'é'.repeat(245)}/>`).join('');
+
+/**
+ * `count` connections to a fresh daemon, each past its features and then at the pre-TLS bounds
+ * (and so negotiating for as long as the daemon lets it), held while memory is read.
+ */
+export async function preTlsAtBound(relay: Relay, count: number, settleMs: number): Promise<PreTlsResult> {
+  await relay.settle();
+  await sleep(settleMs);
+  const before = await memorySample(relay);
+  const sockets: net.Socket[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port: relay.port });
+      socket.on('error', () => {});
+      sockets.push(socket);
+      let received = '';
+      await new Promise<void>((resolve, reject) => {
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString();
+          if (received.includes('</stream:features>')) resolve();
+          if (received.includes('</stream:stream>')) reject(new Error(`refused: ${received.slice(-200)}`));
+        });
+        socket.once('connect', () => socket.write(clientHeader(RECORDS_DOMAIN)));
+      });
+      socket.write(AT_THE_BOUND);
+    }
+    await sleep(settleMs);
+    const held = await memorySample(relay);
+    return { connections: count, perConnectionKiB: (held - before) / count, boundKiB: negotiationWorstBytes(DEFAULT_XML_LIMITS) / 1024 };
+  } finally {
+    for (const socket of sockets) socket.destroy();
+  }
 }
