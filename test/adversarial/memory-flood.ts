@@ -14,6 +14,7 @@ import { honestScript, startFakeXmppServer } from '../helpers/fake-xmpp.js';
 import { freePort } from '../helpers/ports.js';
 import { startSocks5Fixture } from '../helpers/socks5-server.js';
 import { clientHeader, connect, readUntil, STARTTLS } from '../helpers/xmpp-wire.js';
+import { until } from '../helpers/adversary-scenario.js';
 import { ensureFileLimit } from '../helpers/adversary-scenarios-resources.js';
 import { requireBuild, startDaemonProcess, tempDir } from '../cli/built-cli.js';
 import { DEFAULT_XML_LIMITS } from '../../src/policy/xml-events.js';
@@ -58,14 +59,6 @@ function queuedBytes(ports: ReadonlySet<number>): number {
     }
   }
   return queued;
-}
-
-async function until(condition: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 t.test(`${FLOOD} connections at the byte bound on both sides: RSS stays within --pre-tls-memory, an honest session lives`, async (t) => {
@@ -135,13 +128,13 @@ t.test(`${FLOOD} connections at the byte bound on both sides: RSS stays within -
     }
   }
   // Every byte read by the daemon, on every socket: it holds what it holds.
-  await until(() => floodServers >= SLOTS, 'the flood servers reached');
+  await until(() => floodServers >= SLOTS, 'the flood servers reached', 60_000);
   const ports = new Set([port, socks.port, flood.port]);
   let peak = 0;
   await until(() => {
     peak = Math.max(peak, rssBytes(pid));
     return queuedBytes(ports) === 0 && texts.filter((x) => x.includes('</stream:stream>')).length === FLOOD - SLOTS;
-  }, 'every byte read and every refusal written');
+  }, 'every byte read and every refusal written', 60_000);
   peak = Math.max(peak, rssBytes(pid));
   const grown = peak - before;
   const bound = MEMORY_MIB * 2 ** 20;

@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import type { Arena, ArenaOptions } from './adversary-arena.js';
-import type { Peer } from './adversary-peers.js';
+import { WAIT_MS, type Peer } from './adversary-peers.js';
 
 export type ScenarioGroup = 'server' | 'client' | 'fault' | 'resource' | 'names' | 'tls-start' | 'memory';
 
@@ -47,4 +47,13 @@ export function sameText(t: Test, actual: string | undefined, expected: string, 
   while (i < a.length && i < expected.length && a[i] === expected[i]) i++;
   const from = Math.max(0, i - 60);
   t.fail(message, { differsAt: i, actualLength: a.length, expectedLength: expected.length, actual: a.slice(from, i + 300), expected: expected.slice(from, i + 300) });
+}
+
+/** Resolves once `condition` holds, checked on every turn of the event loop (no sleep); rejects after `ms`. */
+export async function until(condition: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }

@@ -11,7 +11,7 @@ import {
   type ServerScript,
 } from './adversary-arena.js';
 import { readTls } from './adversary-peers.js';
-import { expectClosed, sameText, type Scenario } from './adversary-scenario.js';
+import { expectClosed, sameText, until, type Scenario } from './adversary-scenario.js';
 import { DEFAULT_XML_LIMITS } from '../../src/policy/xml-events.js';
 import { negotiationWorstBytes } from '../../src/proxy/negotiation-memory.js';
 
@@ -23,15 +23,6 @@ const silent: ServerScript = async (peer) => {
 };
 
 const SLOTS = 4;
-
-/** Resolves once `condition` holds, checked on every turn of the event loop; fails after 10 s. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 export const memoryScenarios: Scenario[] = [
   {
@@ -109,10 +100,10 @@ export const memoryScenarios: Scenario[] = [
       t.equal((await readTls(secure, ping.length)).toString(), ping, 'the established session still relays');
       waiting[0]!.socket.destroy();
       await waiting[0]!.closed;
-      await until(() => arena.daemon.proxy.negotiating.now < SLOTS);
+      await until(() => arena.daemon.proxy.negotiating.now < SLOTS, 'a slot freed');
       const next = await arena.client();
       next.write(clientHeaderIn(DOMAIN, arena.secrets.jid));
-      await until(() => arena.daemon.proxy.negotiating.now === SLOTS);
+      await until(() => arena.daemon.proxy.negotiating.now === SLOTS, 'the slot taken again');
       t.pass('a freed slot is taken by the next connection');
       t.notOk(next.closeInfo, 'and it is not refused');
       for (const c of [...waiting, next]) c.socket.destroy();

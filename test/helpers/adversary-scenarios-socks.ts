@@ -11,8 +11,8 @@ import {
   clientHeaderIn, DOMAIN, FEATURES_OUT, HONEST_DOMAIN, ourError, PROCEED_OUT, serverHeaderOut, STARTTLS_IN, STARTTLS_OUT,
   upstreamHeader, type Arena, type ArenaOptions,
 } from './adversary-arena.js';
-import { readTls, WAIT_MS, type Peer } from './adversary-peers.js';
-import { expectClosed, isTlsRecords, sameText, type Scenario } from './adversary-scenario.js';
+import { readTls, type Peer } from './adversary-peers.js';
+import { expectClosed, isTlsRecords, sameText, until, type Scenario } from './adversary-scenario.js';
 import { startRawTcpServer, type RawTcpServer } from './adversary-tor.js';
 
 const ONION = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
@@ -49,15 +49,6 @@ export type Client = Peer & { readonly id: string };
 /** Byte-for-byte equality of binary data (hex, so a difference is shown where it is). */
 function sameBytes(t: Test, actual: Buffer, expected: Buffer, message: string): void {
   sameText(t, actual.toString('hex'), expected.toString('hex'), message);
-}
-
-/** Resolves once `condition` holds, checked on every turn of the event loop (no sleep); rejects after `ms`. */
-async function until(condition: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 /** No stray bytes from the daemon: the client got exactly `expected`, then the close. */
