@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
-  clientHeader, domainFor, endAfter, HANDSHAKE, record, recordEnd, StreamReader, STARTTLS, type Mode,
+  clientHeader, domainFor, endAfter, HANDSHAKE, helloRecord, recordEnd, StreamReader, STARTTLS, type Mode,
 } from './wire.js';
 
 export interface Target {
@@ -78,7 +78,7 @@ export async function openConnection(target: Target, mode: Mode, context: Client
     socket.write(STARTTLS);
     await reader.take(endAfter('<proceed', '/>'), timeout);
     if (mode === 'records') {
-      socket.write(record(HANDSHAKE, command ?? 'IDLE'));
+      socket.write(helloRecord('client', command ?? 'IDLE'));
       const answer = await reader.take(recordEnd, timeout);
       if (answer[0] !== HANDSHAKE) throw new Error(`records mode: unexpected first record ${answer.toString('hex', 0, 8)}`);
       return { socket, stream: socket, reader, setupMs: performance.now() - started, close: () => socket.destroy() };

@@ -29,6 +29,22 @@ export function record(type: number, body: Buffer | string): Buffer {
   return Buffer.concat([header, data]);
 }
 
+/**
+ * Records mode's first record each way: a handshake record that opens like a ClientHello or a
+ * ServerHello (type, 24-bit length, version 3.3), as the daemon checks, carrying `text` padded
+ * to a hello's smallest size.
+ */
+export function helloRecord(role: 'client' | 'server', text: string): Buffer {
+  const body = Buffer.from(text.padEnd(40, ' '), 'latin1');
+  const hello = Buffer.concat([Buffer.from([role === 'client' ? 1 : 2, 0, (body.length + 2) >> 8, (body.length + 2) & 0xff, 3, 3]), body]);
+  return record(HANDSHAKE, hello);
+}
+
+/** The text a records-mode hello carries. */
+export function helloText(first: Buffer): string {
+  return first.toString('latin1', 5 + 6).trim();
+}
+
 /** `count` full application-data records back to back (valid TLS framing, no cryptography). */
 export function recordChunk(count: number): Buffer {
   const one = record(APPLICATION_DATA, Buffer.alloc(RECORD_BODY, 0x5a));

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import {
-  endAfter, FEATURES, HANDSHAKE, PROCEED, record, recordChunk, recordEnd, RECORDS_DOMAIN, sendBulk, serverHeader, StreamReader, STARTTLS,
+  endAfter, FEATURES, HANDSHAKE, helloRecord, helloText, PROCEED, recordChunk, recordEnd, RECORDS_DOMAIN, sendBulk, serverHeader, StreamReader, STARTTLS,
 } from './wire.js';
 
 export interface BenchServer {
@@ -80,8 +80,8 @@ async function negotiate(socket: net.Socket, id: number, secureContext: tls.Secu
 async function recordsMode(socket: net.Socket, reader: StreamReader): Promise<void> {
   const first = await reader.take(recordEnd, 0);
   if (first[0] !== HANDSHAKE) throw new Error('records mode: the first record is not a handshake');
-  socket.write(record(HANDSHAKE, 'OK'));
-  serve(first.toString('latin1', 5).trim(), socket, reader, RECORDS_CHUNK);
+  socket.write(helloRecord('server', 'OK'));
+  serve(helloText(first), socket, reader, RECORDS_CHUNK);
 }
 
 function serve(command: string, stream: net.Socket | tls.TLSSocket, reader: StreamReader, chunk: Buffer): void {
