@@ -97,7 +97,7 @@ export function onClientTlsBytes(state: NegotiationState, received: Buffer, ctx:
   if (TERMINAL.has(state.phase)) return { state, actions: [] };
   const walker = state.clientWalker;
   const problem = walker ? walker.check(received) : 'no <starttls/> before it';
-  if (problem) return refuse(state, ctx, refusal('client-data-after-starttls', { problem }));
+  if (problem) return refuse(state, ctx, refusal(walker?.failedOnHello ? 'client-no-client-hello' : 'client-data-after-starttls', { problem }));
   // Whitespace right after <starttls/> is still XML (go-sendxmpp sends a newline): dropped, never forwarded.
   const bytes = received.subarray(walker?.leading ?? 0);
   if (bytes.length === 0) return { state, actions: [] };

@@ -104,6 +104,8 @@ export const REFUSALS = {
     log: (a) => 'twice' in a ? 'the client sent <starttls/> twice' : 'the client sent an element other than <starttls/> before encryption' }),
   'client-data-after-starttls': spec<{ problem: string }>({ condition: 'policy-violation',
     text: (a) => `your client sent data after <starttls/> that is not TLS (${a.problem}); ${NOTHING_SENT}` }),
+  'client-no-client-hello': spec<{ problem: string }>({ condition: 'policy-violation',
+    text: (a) => `your client sent a TLS record after <starttls/> that is not a ClientHello (${a.problem}); ${NOTHING_SENT}` }),
   'client-limit': spec<XmlProblem | { heldTlsBytes: number } | { whileConnecting: number }>({ condition: 'policy-violation',
     text: (a) => 'heldTlsBytes' in a ? `your client sent more than ${a.heldTlsBytes} bytes of TLS before the server accepted STARTTLS`
       : 'whileConnecting' in a ? `your client sent more than ${a.whileConnecting} bytes while Tor was connecting`
@@ -155,6 +157,9 @@ export const REFUSALS = {
   // ---- after TLS started: a cut, no stream error can be read any more ----
   'tls-framing-client': spec<{ problem: string }>({ condition: 'policy-violation', text: (a) => `the client sent data that is not TLS (${a.problem})` }),
   'tls-framing-server': spec<{ problem: string }>({ condition: 'policy-violation', text: (a) => `the server sent data that is not TLS (${a.problem})` }),
+  // A record header with something else than the hello inside: plaintext dressed as TLS.
+  'tls-no-client-hello': spec<{ problem: string }>({ condition: 'policy-violation', text: (a) => `the client's TLS did not start with a ClientHello (${a.problem})` }),
+  'tls-no-server-hello': spec<{ problem: string }>({ condition: 'policy-violation', text: (a) => `the server's TLS did not start with a ServerHello (${a.problem})` }),
 
   // ---- the daemon itself ----
   'too-many-connections': spec<{ limit: number }>({ condition: 'resource-constraint', socks: R.generalFailure,

@@ -58,6 +58,7 @@ export class TlsRecordWalker {
   #helloVersion = 0;
   #leading = 0;
   #failed: string | undefined;
+  #failedOnHello = false;
 
   constructor(role: TlsRole, options: TlsWalkerOptions = {}) {
     this.#hello = HELLO[role];
@@ -71,6 +72,11 @@ export class TlsRecordWalker {
   /** True when the bytes seen so far end exactly at a record boundary. */
   get atBoundary(): boolean {
     return this.#bodyLeft === 0 && this.#headerFill === 0;
+  }
+
+  /** True when the violation found was in the first record's hello (not in the framing). */
+  get failedOnHello(): boolean {
+    return this.#failedOnHello;
   }
 
   /** Whitespace at the start of the last chunk checked, before the first TLS byte: the caller drops it. */
@@ -92,7 +98,10 @@ export class TlsRecordWalker {
     while (offset < length) {
       if (this.#helloFill < HELLO_HEAD && this.#records === 1) {
         const problem = this.#helloByte(chunk[offset++]!);
-        if (problem) return (this.#failed = problem);
+        if (problem) {
+          this.#failedOnHello = true;
+          return (this.#failed = problem);
+        }
         continue;
       }
       if (this.#bodyLeft > 0) {
@@ -161,7 +170,10 @@ export class TlsRecordWalker {
     if (length > MAX_RECORD_LENGTH) return `a TLS record of ${length} bytes, more than TLS allows`;
     if (length === 0 && type !== APPLICATION_DATA) return 'an empty TLS record where TLS forbids one';
     if (this.#records === 0) {
-      if (length < HELLO_HEAD) return `the first TLS record (${length} bytes) is too short to hold a ${this.#hello.name}`;
+      if (length < HELLO_HEAD) {
+        this.#failedOnHello = true;
+        return `the first TLS record (${length} bytes) is too short to hold a ${this.#hello.name}`;
+      }
       this.#firstLength = length;
       this.#bodyLeft = length - HELLO_HEAD;
     } else {

@@ -120,9 +120,12 @@ export class Connection {
   }
 
   /** Bytes that are not TLS where TLS must be: both sides are cut at once, nothing of it passed on. */
-  cut(from: 'client' | 'server', problem: string): void {
+  cut(from: 'client' | 'server', problem: string, hello = false): void {
     if (this.ended) return;
-    const cut = refusal(from === 'client' ? 'tls-framing-client' : 'tls-framing-server', { problem });
+    const code = hello
+      ? (from === 'client' ? 'tls-no-client-hello' : 'tls-no-server-hello')
+      : (from === 'client' ? 'tls-framing-client' : 'tls-framing-server');
+    const cut = refusal(code, { problem });
     this.#reason ??= cut.code;
     this.report.refused(cut, 'cut: not TLS');
     this.destroy(cut.code);
@@ -160,7 +163,7 @@ export class Connection {
       this.counters.fromClient += preamble.length;
       server.write(preamble);
     }
-    startRelay(this.client, server, walkers, this.counters, (from, problem) => this.cut(from, problem));
+    startRelay(this.client, server, walkers, this.counters, (from, problem, hello) => this.cut(from, problem, hello));
     this.client.resume();
     server.resume();
   }

@@ -6,7 +6,8 @@ export interface RelayCounters {
   fromServer: number;
 }
 
-export type FramingFailure = (from: 'client' | 'server', problem: string) => void;
+/** `hello`: the first record held something other than that side's hello. */
+export type FramingFailure = (from: 'client' | 'server', problem: string, hello: boolean) => void;
 
 /** One direction's state, kept on its source socket so the handlers below are shared, not per connection. */
 interface Pump {
@@ -53,7 +54,7 @@ function onData(this: Source, received: Buffer): void {
   const walker = state.walker;
   const problem = walker?.check(received);
   if (problem !== undefined) {
-    state.fail(state.from, problem);
+    state.fail(state.from, problem, walker!.failedOnHello);
     return;
   }
   // Whitespace before the first TLS byte (after STARTTLS only) is XML's, not TLS's: never passed on.

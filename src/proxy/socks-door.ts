@@ -89,7 +89,7 @@ function handOver(connection: Connection, decision: Extract<SocksDecision, { ok:
   if (decision.mode === 'passthrough') return connection.relay(early, undefined);
   const walkers = { client: new TlsRecordWalker('client'), server: new TlsRecordWalker('server') };
   const problem = early.length > 0 ? walkers.client.check(early) : undefined;
-  if (problem !== undefined) return connection.cut('client', problem);
+  if (problem !== undefined) return connection.cut('client', problem, walkers.client.failedOnHello);
   connection.relay(early, walkers);
   if (early.length === 0) {
     // Direct TLS has no stream header: its first bytes stand for one, and get the header budget

@@ -134,7 +134,7 @@ export const tlsStartScenarios: Scenario[] = [
       c.write(Buffer.concat([Buffer.from(STARTTLS_IN), plaintextInRecord(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${arena.secrets.sasl}</auth>`)]));
       await expectClosed(t, c, 'client');
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError('policy-violation',
-        `your client sent data after <starttls/> that is not TLS (the first TLS message is not a ClientHello (it looks like plaintext)); ${NOTHING}`),
+        `your client sent a TLS record after <starttls/> that is not a ClientHello (the first TLS message is not a ClientHello (it looks like plaintext)); ${NOTHING}`),
       'client: refused, in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
@@ -151,7 +151,7 @@ export const tlsStartScenarios: Scenario[] = [
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
       sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'server: the negotiation only');
-      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-framing-client' }, 'cut as not TLS');
+      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-no-client-hello' }, 'cut: not a ClientHello');
     },
   },
   {
@@ -168,7 +168,7 @@ export const tlsStartScenarios: Scenario[] = [
         await c.waitFor(FEATURES_OUT);
         c.write(Buffer.concat([Buffer.from(STARTTLS_IN), bytes]));
         await expectClosed(t, c, 'client');
-        t.ok(c.text().includes(`after &lt;starttls/&gt; that is not TLS (${problem})`), problem);
+        t.ok(c.text().includes(`after &lt;starttls/&gt; that is not a ClientHello (${problem})`), problem);
       }
       for (const server of arena.upstream.peers) {
         await expectClosed(t, server, 'server');
@@ -192,7 +192,7 @@ export const tlsStartScenarios: Scenario[] = [
       await secure.connected.catch(() => undefined);
       await expectClosed(t, c, 'client');
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + PROCEED_OUT, 'client: nothing after <proceed/>');
-      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-framing-server' }, 'cut as not TLS, from the server');
+      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-no-server-hello' }, 'cut: not a ServerHello');
     },
   },
   {
@@ -207,7 +207,7 @@ export const tlsStartScenarios: Scenario[] = [
       const server = await arena.upstream.peer(0);
       await expectClosed(t, server, 'server');
       sameText(t, server.text(), '', 'server: nothing');
-      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-framing-client' }, 'cut as not TLS');
+      t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-no-client-hello' }, 'cut: not a ClientHello');
       await serveHonestSocks(t, arena);
     },
   },

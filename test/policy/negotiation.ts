@@ -262,7 +262,7 @@ const rows: Row[] = [
   {
     name: 'client: a record header with plaintext <auth> inside, after <starttls/>: refused, not a ClientHello',
     steps: [...NEGOTIATED, C(plaintextRecord(AUTH))],
-    expect: { phase: 'Refused', refusal: 'client-data-after-starttls', notToServer: ['<auth'] },
+    expect: { phase: 'Refused', refusal: 'client-no-client-hello', notToServer: ['<auth'] },
   },
   {
     name: 'client: a record header with plaintext <auth> inside, after <proceed/>: cut, not a ClientHello',
