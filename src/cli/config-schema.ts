@@ -16,6 +16,7 @@ export const CONFIG_SCHEMA = z.strictObject({
   tor: z.string().optional().describe("Tor's SOCKS port, HOST:PORT or unix:PATH (default 127.0.0.1:9050)"),
   map: z.string().optional().describe('An onion map file, layered over the others'),
   onionOnly: z.boolean().optional().describe('Refuse domains without a usable onion service instead of using a Tor exit'),
+  pipelining: z.boolean().optional().describe('Send <starttls/> with the stream header, both with Tor\'s connect request (default true)'),
   isolation: z.enum(['per-connection', 'per-domain', 'none']).optional().describe('How connections share Tor circuits'),
   maxConnections: z.int().min(1).max(1_000_000).optional().describe('Connections open at once (default: half the open-file limit)'),
   headerTimeout: seconds.optional().describe('Seconds a client has to send its stream header'),

@@ -22,6 +22,8 @@ export interface DaemonOptions {
   tor?: string;
   map?: string;
   onionOnly?: boolean;
+  /** False with --no-pipelining. */
+  pipelining?: boolean;
   isolation?: string;
   maxConnections?: string | number;
   headerTimeout?: string | number;
@@ -100,6 +102,7 @@ export function buildDaemonConfig(
       tor,
       socksAllowOtherPorts: options.socksAllowOtherPorts === true,
       onionOnly: options.onionOnly === true,
+      pipelining: options.pipelining !== false,
       isolation: isolation as Isolation,
       maxConnections: whole(options.maxConnections ?? defaultMaxConnections(), '--max-connections', 1, 1_000_000),
       xmlLimits: { ...DEFAULT_XML_LIMITS, maxBytes: whole(options.preTlsBytes ?? DEFAULTS.preTlsBytes, '--pre-tls-bytes', 1024, 1 << 24) },

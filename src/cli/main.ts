@@ -19,6 +19,7 @@ export function buildProgram(): Command {
     .option('--tor <host:port|unix:path>', `Tor's SOCKS5 port [${DEFAULTS.tor}]`)
     .option('--map <file>', 'JSON map of routes layered over the bundled map')
     .option('--onion-only', 'refuse domains that have no onion service instead of using a Tor exit')
+    .option('--no-pipelining', 'send the stream header only once Tor connected, and <starttls/> only after the server\'s features')
     .addOption(new Option('--isolation <mode>', `Tor circuit isolation [${DEFAULTS.isolation}]`).choices(['per-connection', 'per-domain', 'none']))
     .option('--max-connections <n>', 'connections open at once [half of what the open-file limit leaves]')
     .option('--header-timeout <seconds>', `time for a client to send its stream header [${DEFAULTS.headerTimeout}]`)

@@ -19,6 +19,8 @@ export interface MapEntry {
   readonly status: EntryStatus;
   readonly note?: string;
   readonly source?: string;
+  /** False for a server that refuses `<starttls/>` sent with the stream header (pipelining). */
+  readonly pipelining?: boolean;
   /** The file the entry came from ("bundled" for the map shipped in the package). */
   readonly origin: string;
 }

@@ -20,6 +20,7 @@ export const ENTRY_SCHEMA = z.strictObject({
   status: z.enum(STATUSES).optional().describe('active, unverified, retired or no-onion'),
   note: text.optional().describe('what the user is told about this entry'),
   source: text.optional().describe('where the facts come from'),
+  pipelining: z.boolean().optional().describe("false: send <starttls/> only after the server's features, for a server that refuses it sent with the stream header"),
 });
 
 /** An onions.json file: entries keyed by XMPP domain, and an optional "$schema" for editors. */

@@ -1,7 +1,7 @@
 import type { Refusal } from './refusals.js';
 import type { RouteDecision, Route } from './routing.js';
-import { streamErrorXml } from './serialize.js';
-import type { RelayWalkers, TlsRecordWalker } from './tls-records.js';
+import { PROCEED, streamErrorXml } from './serialize.js';
+import { TlsRecordWalker, type RelayWalkers } from './tls-records.js';
 import type { XmlEvent } from './xml-events.js';
 
 export type Side = 'client' | 'server';
@@ -21,9 +21,13 @@ export interface NegotiationState {
   readonly phase: Phase;
   /** Whether the client has been sent a stream header, so an error needs none of its own. */
   readonly clientHasHeader: boolean;
+  /** The client sent `<starttls/>`. */
   readonly startTlsRequested: boolean;
+  /** `<starttls/>` went to the server: with our header when pipelining, else after its features. */
+  readonly upstreamStartTls: boolean;
+  /** The server said `<proceed/>` before the client asked: its walker waits for the relay. */
+  readonly serverWalker?: TlsRecordWalker;
   readonly domain?: string;
-  readonly upstreamHeader?: string;
   /** TLS records the client pipelined after `<starttls/>`: held until `<proceed/>`, never sent early. */
   readonly held: readonly Buffer[];
   readonly heldBytes: number;
@@ -40,7 +44,11 @@ export type NegotiationEvent =
   | { readonly type: 'eof'; readonly from: Side };
 
 export type Action =
-  | { readonly type: 'connect'; readonly route: Route; readonly decision: Extract<RouteDecision, { ok: true }> }
+  /**
+   * Open the way to the server and send it `first` (our stream header, and `<starttls/>` when
+   * pipelining): with `optimistic`, right behind the SOCKS request, before Tor's reply.
+   */
+  | { readonly type: 'connect'; readonly route: Route; readonly decision: Extract<RouteDecision, { ok: true }>; readonly first: string; readonly optimistic: boolean }
   | { readonly type: 'send'; readonly to: Side; readonly data: string }
   | { readonly type: 'start-relay'; readonly clientPreamble: Buffer; readonly walkers: RelayWalkers }
   | { readonly type: 'refuse'; readonly refusal: Refusal; readonly toClient: string }
@@ -62,6 +70,7 @@ export const INITIAL_STATE: NegotiationState = {
   phase: 'AwaitClientHeader',
   clientHasHeader: false,
   startTlsRequested: false,
+  upstreamStartTls: false,
   held: [],
   heldBytes: 0,
 };
@@ -81,4 +90,23 @@ export function refuse(state: NegotiationState, ctx: NegotiationContext, refused
     id: ctx.streamId,
   });
   return { state: { ...state, phase: 'Refused', held: [], heldBytes: 0 }, actions: [{ type: 'refuse', refusal: refused, toClient }] };
+}
+
+/**
+ * Once both have spoken (the client's `<starttls/>`, the server's `<proceed/>`): the client
+ * gets `<proceed/>` and the relay starts, the client's held TLS first.
+ */
+export function relayIfReady(state: NegotiationState): Step {
+  if (!state.startTlsRequested || !state.serverWalker || TERMINAL.has(state.phase)) return { state, actions: [] };
+  return {
+    state: { ...state, phase: 'Relaying', held: [], heldBytes: 0 },
+    actions: [
+      { type: 'send', to: 'client', data: PROCEED },
+      {
+        type: 'start-relay',
+        clientPreamble: Buffer.concat(state.held as Buffer[]),
+        walkers: { client: state.clientWalker ?? new TlsRecordWalker('client', { afterXml: true }), server: state.serverWalker },
+      },
+    ],
+  };
 }

@@ -18,11 +18,8 @@ export function step(state: NegotiationState, event: NegotiationEvent, ctx: Nego
     case 'bytes':
       return event.from === 'client' ? onClientTlsBytes(state, event.bytes, ctx) : refuse(state, ctx, refusal('server-data-after-proceed'));
     case 'upstream-connected':
-      if (state.phase !== 'AwaitUpstream' || !state.upstreamHeader) return { state, actions: [] };
-      return {
-        state: { ...state, phase: 'AwaitServerHeader' },
-        actions: [{ type: 'send', to: 'server', data: state.upstreamHeader }],
-      };
+      if (state.phase !== 'AwaitUpstream') return { state, actions: [] };
+      return { state: { ...state, phase: 'AwaitServerHeader' }, actions: [] };
     case 'upstream-failed':
       return refuse(state, ctx, event.refusal);
     case 'timeout':

@@ -22,11 +22,21 @@ export interface Route {
 export type RouteReason = 'mapped-onion' | 'onion-domain' | 'mapped-clearnet' | 'unmapped-clearnet';
 
 export type RouteDecision =
-  | { readonly ok: true; readonly route: Route; readonly reason: RouteReason; readonly status?: EntryStatus; readonly note?: string }
+  | {
+      readonly ok: true;
+      readonly route: Route;
+      readonly reason: RouteReason;
+      /** `<starttls/>` with the stream header, both with Tor's BEGIN (off by flag, or for an entry that says so). */
+      readonly pipelining: boolean;
+      readonly status?: EntryStatus;
+      readonly note?: string;
+    }
   | { readonly ok: false; readonly refusal: Refusal };
 
 export interface RouteOptions {
   readonly onionOnly: boolean;
+  /** Pipelining unless false (`--no-pipelining`); an entry may still turn it off for its server. */
+  readonly pipelining?: boolean;
 }
 
 export const DEFAULT_DIRECT_TLS_PORT = 5223;
@@ -38,21 +48,22 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
     if (!onion.ok) return { ok: false, refusal: refusal('route-bad-onion', { problem: onion.problem }) };
     const retired = retiredOnion(map, onion.onion);
     if (retired) return retired;
-    return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, reason: 'onion-domain' };
+    return { ok: true, route: { kind: 'onion', host: onion.onion, port: DEFAULT_CLIENT_PORT }, reason: 'onion-domain', pipelining: options.pipelining !== false };
   }
   const entry = map.get(domain);
   if (!entry) {
     if (options.onionOnly) return { ok: false, refusal: refusal('route-onion-only', { domain }) };
-    return { ok: true, route: { kind: 'clearnet', host: domain, port: DEFAULT_CLIENT_PORT }, reason: 'unmapped-clearnet' };
+    return { ok: true, route: { kind: 'clearnet', host: domain, port: DEFAULT_CLIENT_PORT }, reason: 'unmapped-clearnet', pipelining: options.pipelining !== false };
   }
+  const pipelining = options.pipelining !== false && entry.pipelining !== false;
   const note = entry.note;
   const known = { status: entry.status, ...(note ? { note } : {}) };
   if (entry.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain, ...(note ? { note } : {}) }) };
   if ((entry.status === 'active' || entry.status === 'unverified') && entry.onion) {
-    return { ok: true, route: { kind: 'onion', host: entry.onion, port: entry.port }, reason: 'mapped-onion', ...known };
+    return { ok: true, route: { kind: 'onion', host: entry.onion, port: entry.port }, reason: 'mapped-onion', pipelining, ...known };
   }
   if (options.onionOnly) return { ok: false, refusal: refusal('route-onion-only', { domain, ...(note ? { why: note } : {}) }) };
-  return { ok: true, route: { kind: 'clearnet', host: entry.host ?? domain, port: entry.port }, reason: 'mapped-clearnet', ...known };
+  return { ok: true, route: { kind: 'clearnet', host: entry.host ?? domain, port: entry.port }, reason: 'mapped-clearnet', pipelining, ...known };
 }
 
 /** A retired service's last onion is kept in the map for reference and never dialled, however it is named. */
@@ -77,8 +88,7 @@ export type SocksDecision =
     }
   | { readonly ok: false; readonly refusal: Refusal };
 
-export interface SocksPolicyOptions {
-  readonly onionOnly: boolean;
+export interface SocksPolicyOptions extends RouteOptions {
   readonly allowOtherPorts: boolean;
 }
 
@@ -153,5 +163,6 @@ function acceptTo(map: OnionMap, asked: string, destinationDomain: string | unde
     (route.kind === 'onion' && !destinationDomain) ||
     (entry !== undefined && (entry.onion === asked || entry.host === asked));
   if (!serves) return { ok: false, refusal: refusal('socks-to-mismatch', { asked, to }) };
-  return { ok: true, route, reason: route.kind === 'onion' ? 'mapped-onion' : 'mapped-clearnet' };
+  const pipelining = own.ok ? own.pipelining : options.pipelining !== false && entry?.pipelining !== false;
+  return { ok: true, route, reason: route.kind === 'onion' ? 'mapped-onion' : 'mapped-clearnet', pipelining };
 }

@@ -1,6 +1,6 @@
-import { LANGUAGE_TAG, refuse, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
+import { LANGUAGE_TAG, refuse, relayIfReady, type NegotiationContext, type NegotiationState, type Step } from './negotiation-state.js';
 import { refusal } from './refusals.js';
-import { FEATURES_STARTTLS_REQUIRED, PROCEED, STARTTLS, STREAM_CLOSE, streamErrorElement, streamHeader, XML_DECLARATION } from './serialize.js';
+import { FEATURES_STARTTLS_REQUIRED, STARTTLS, STREAM_CLOSE, streamErrorElement, streamHeader, XML_DECLARATION } from './serialize.js';
 import { TlsRecordWalker } from './tls-records.js';
 import { violationRefusal } from './violations.js';
 import { child, is, NS, type XmlElement } from './xml-element.js';
@@ -61,9 +61,12 @@ function onServerElement(state: NegotiationState, element: XmlElement, trailing:
     case 'AwaitServerFeatures':
       if (!is(element, NS.streams, 'features')) break;
       if (!child(element, NS.tls, 'starttls')) return refuse(state, ctx, refusal('server-no-starttls', { domain }));
+      if (state.upstreamStartTls) {
+        return { state: { ...state, phase: 'AwaitProceed' }, actions: [{ type: 'send', to: 'client', data: FEATURES_STARTTLS_REQUIRED }] };
+      }
       if (state.startTlsRequested) {
         return {
-          state: { ...state, phase: 'AwaitProceed' },
+          state: { ...state, phase: 'AwaitProceed', upstreamStartTls: true },
           actions: [
             { type: 'send', to: 'client', data: FEATURES_STARTTLS_REQUIRED },
             { type: 'send', to: 'server', data: STARTTLS },
@@ -84,22 +87,14 @@ function onServerElement(state: NegotiationState, element: XmlElement, trailing:
 
 /**
  * RFC 6120 §5.4.3.3: TLS starts right after `<proceed/>`, with the client's ClientHello; the
- * server may send whitespace before its ServerHello (dropped, however it is chunked), nothing else.
+ * server may send whitespace before its ServerHello (dropped, however it is chunked), nothing
+ * else. When pipelining, the server's `<proceed/>` may come before the client asked: the client
+ * gets its own once it does.
  */
 function onProceed(state: NegotiationState, trailing: Buffer, ctx: NegotiationContext): Step {
   const serverWalker = new TlsRecordWalker('server', { afterXml: true });
   if (serverWalker.check(trailing) !== undefined || serverWalker.leading < trailing.length) return refuse(state, ctx, refusal('server-data-after-proceed'));
-  return {
-    state: { ...state, phase: 'Relaying', held: [], heldBytes: 0 },
-    actions: [
-      { type: 'send', to: 'client', data: PROCEED },
-      {
-        type: 'start-relay',
-        clientPreamble: Buffer.concat(state.held as Buffer[]),
-        walkers: { client: state.clientWalker ?? new TlsRecordWalker('client', { afterXml: true }), server: serverWalker },
-      },
-    ],
-  };
+  return relayIfReady({ ...state, phase: 'AwaitStartTls', serverWalker });
 }
 
 /** RFC 6120 §4.9.3: the defined stream error conditions, the only ones passed on by name. */

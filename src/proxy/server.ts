@@ -28,6 +28,8 @@ export interface ProxyConfig {
   readonly doors: readonly DoorConfig[];
   readonly tor: Endpoint;
   readonly onionOnly: boolean;
+  /** `<starttls/>` with the stream header, both as Tor's optimistic data (XEP-0305); off with `--no-pipelining`. */
+  readonly pipelining: boolean;
   readonly isolation: Isolation;
   readonly socksAllowOtherPorts: boolean;
   readonly maxConnections: number;
@@ -71,7 +73,7 @@ export class ProxyServer {
     this.#limits = { xmlLimits: config.xmlLimits, headerTimeoutMs: config.headerTimeoutMs, negotiationTimeoutMs: config.negotiationTimeoutMs };
     this.#socksOptions = {
       map: () => this.#map,
-      policy: { onionOnly: config.onionOnly, allowOtherPorts: config.socksAllowOtherPorts },
+      policy: { onionOnly: config.onionOnly, pipelining: config.pipelining, allowOtherPorts: config.socksAllowOtherPorts },
       openTor: this.#openTor,
       isolationKey: (request, destination) =>
         request.credentials ? this.#isolation.forCredentials(request.credentials.username, request.credentials.password) : this.#isolation.forDomain(destination),
@@ -154,13 +156,14 @@ export class ProxyServer {
     this.#listeners.push({ door: door.door, server });
   }
 
-  #openTor = (route: Route, isolationKey: string | undefined, signal: AbortSignal): Promise<net.Socket> =>
+  #openTor = (route: Route, isolationKey: string | undefined, signal: AbortSignal, send: { first?: Buffer; optimistic?: boolean } = {}): Promise<net.Socket> =>
     connectThroughTor({
       tor: this.#config.tor,
       route,
       timeoutMs: this.#config.connectTimeoutMs,
       ...(isolationKey ? { isolationKey } : {}),
       signal,
+      ...send,
     });
 
   #accept(door: DoorKind, socket: net.Socket): void {
@@ -195,8 +198,8 @@ export class ProxyServer {
     }
     new Session(connection, {
       ...this.#limits,
-      decideRoute: (domain) => decideRoute(this.#map, domain, { onionOnly: config.onionOnly }),
-      openUpstream: (route, domain, signal) => this.#openTor(route, this.#isolation.forDomain(domain), signal),
+      decideRoute: (domain) => decideRoute(this.#map, domain, { onionOnly: config.onionOnly, pipelining: config.pipelining }),
+      openUpstream: (route, domain, signal, first, optimistic) => this.#openTor(route, this.#isolation.forDomain(domain), signal, { first, optimistic }),
     });
   }
 }

@@ -19,8 +19,11 @@ export interface SessionLimits {
 export interface SessionOptions extends SessionLimits {
   /** Where the stream's `to` may go: the onion map (connect-server door) or the SOCKS destination's check. */
   readonly decideRoute: (domain: string) => RouteDecision;
-  /** Opens the upstream, handed over paused: through Tor, or the connection the SOCKS door already made. */
-  readonly openUpstream: (route: Route, domain: string, signal: AbortSignal) => Promise<net.Socket>;
+  /**
+   * Opens the upstream, handed over paused, and sends it `first`: through Tor (`optimistic`:
+   * right behind the SOCKS request), or on the connection the SOCKS door already made.
+   */
+  readonly openUpstream: (route: Route, domain: string, signal: AbortSignal, first: Buffer, optimistic: boolean) => Promise<net.Socket>;
 }
 
 /**
@@ -74,7 +77,7 @@ export class Session {
     switch (action.type) {
       case 'connect':
         connection.report.routed(action.route, 'starttls', { why: action.decision.reason, status: action.decision.status }, this.#negotiator.state.domain, action.decision.note);
-        this.#connect(action.route);
+        this.#connect(action.route, Buffer.from(action.first), action.optimistic);
         return;
       case 'send':
         (action.to === 'client' ? connection.client : connection.upstream)?.write(action.data);
@@ -91,10 +94,10 @@ export class Session {
     }
   }
 
-  #connect(route: Route): void {
+  #connect(route: Route, first: Buffer, optimistic: boolean): void {
     const connection = this.#connection;
     const started = Date.now();
-    this.#options.openUpstream(route, this.#negotiator.state.domain ?? '', connection.signal).then(
+    this.#options.openUpstream(route, this.#negotiator.state.domain ?? '', connection.signal, first, optimistic).then(
       (server) => {
         const lost = (): void => this.#dispatch({ type: 'upstream-failed', refusal: refusal('server-reset') });
         if (!connection.useUpstream(server, lost) || this.#negotiator.state.phase !== 'AwaitUpstream') return;

@@ -81,7 +81,16 @@ async function route(connection: Connection, options: SocksDoorOptions, request:
 function handOver(connection: Connection, decision: Extract<SocksDecision, { ok: true }>, early: Buffer, limits: SessionLimits): void {
   const server = connection.upstream!;
   if (decision.mode === 'starttls') {
-    const session = new Session(connection, { ...limits, decideRoute: decision.acceptTo, openUpstream: () => Promise.resolve(server) });
+    const session = new Session(connection, {
+      ...limits,
+      decideRoute: decision.acceptTo,
+      // Written a turn later, as through Tor: a first write the session refuses at once sends nothing.
+      openUpstream: async (_route, _domain, signal, first) => {
+        await Promise.resolve();
+        if (!signal.aborted) server.write(first);
+        return server;
+      },
+    });
     session.feed(early);
     return;
   }

@@ -28,6 +28,8 @@ export function socks5Handshake(
   credentials: { readonly username: string; readonly password: string } | undefined,
   timeoutMs: number,
   signal?: AbortSignal,
+  /** Written right behind the CONNECT request: Tor sends it with its BEGIN cell (optimistic data). */
+  optimistic?: Buffer,
 ): Promise<Socks5Outcome> {
   return new Promise((resolve) => {
     let buffered: Buffer = Buffer.alloc(0);
@@ -42,6 +44,9 @@ export function socks5Handshake(
       socket.removeListener('error', onClosed);
       signal?.removeEventListener('abort', onAbort);
       resolve(outcome);
+    };
+    const connect = (): void => {
+      socket.write(optimistic ? Buffer.concat([connectRequest(destination), optimistic]) : connectRequest(destination));
     };
     const onClosed = (): void => finish({ ok: false, why: 'closed' });
     const onAbort = (): void => finish({ ok: false, why: 'aborted' });
@@ -60,7 +65,7 @@ export function socks5Handshake(
             socket.write(authRequest(credentials.username, credentials.password));
           } else {
             stage = 'reply';
-            socket.write(connectRequest(destination));
+            connect();
           }
           continue;
         }
@@ -69,7 +74,7 @@ export function socks5Handshake(
           if (buffered[0] !== 1 || buffered[1] !== 0) return finish({ ok: false, why: 'protocol' });
           buffered = buffered.subarray(2);
           stage = 'reply';
-          socket.write(connectRequest(destination));
+          connect();
           continue;
         }
         if (buffered.length < 2) return;

@@ -14,6 +14,9 @@ export interface TorConnectOptions {
   readonly isolationKey?: string;
   /** Aborted when the client is gone: the connection to Tor is dropped at once, not left to time out. */
   readonly signal?: AbortSignal;
+  /** What the server gets first: with `optimistic`, sent right behind the CONNECT (Tor's optimistic data), else once Tor connected. */
+  readonly first?: Buffer;
+  readonly optimistic?: boolean;
 }
 
 /**
@@ -25,9 +28,13 @@ export async function connectThroughTor(options: TorConnectOptions): Promise<net
   if (signal?.aborted) throw clientGone();
   const socket = await openTorSocket(tor, options.timeoutMs, signal);
   const credentials = options.isolationKey ? { username: 'xmpp-onion-proxy', password: options.isolationKey } : undefined;
-  const outcome = await socks5Handshake(socket, route, credentials, options.timeoutMs, signal);
+  const first = options.first;
+  const outcome = await socks5Handshake(socket, route, credentials, options.timeoutMs, signal, options.optimistic ? first : undefined);
   // The socket comes back paused, Tor's extra bytes unshifted: whoever reads it next gets them all.
-  if (outcome.ok) return socket;
+  if (outcome.ok) {
+    if (first && !options.optimistic) socket.write(first);
+    return socket;
+  }
   socket.destroy();
   switch (outcome.why) {
     case 'aborted':

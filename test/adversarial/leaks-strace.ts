@@ -41,7 +41,9 @@ await writeFile(mapFile, JSON.stringify({
   'hostile.test': { host: '127.0.0.1', port: stripping.port },
 }));
 const traceFile = path.join(dir, 'strace.txt');
-const daemon = await startTracedDaemon(traceFile, ['--tor', `127.0.0.1:${socks.port}`, '--map', mapFile, '--log-level', 'trace']);
+// microsocks drops bytes sent before its reply (Tor keeps them as optimistic data): the
+// pipelined path is tested through real Tor (test/e2e/tor-onion-login.ts).
+const daemon = await startTracedDaemon(traceFile, ['--no-pipelining', '--tor', `127.0.0.1:${socks.port}`, '--map', mapFile, '--log-level', 'trace']);
 t.teardown(() => daemon.stop());
 
 const service = `xmpp://127.0.0.1:${daemon.port}`;

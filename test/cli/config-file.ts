@@ -20,6 +20,7 @@ const WRONG: Record<string, unknown> = {
   tor: 9050,
   map: ['a.json'],
   onionOnly: 'true',
+  pipelining: 'no',
   isolation: 'per-circuit',
   maxConnections: '100',
   headerTimeout: 0,

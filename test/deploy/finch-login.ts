@@ -28,7 +28,9 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'xop-finch-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 const map = path.join(work, 'map.json');
 writeFileSync(map, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort } }));
-const daemon = await startDaemonProcess(['--tor', `127.0.0.1:${socks.port}`, '--socks', '127.0.0.1:0', '--map', map, '--log-level', 'debug'],
+// microsocks drops bytes sent before its reply (Tor keeps them as optimistic data): the
+// pipelined path is tested through real Tor (test/e2e/tor-onion-login.ts).
+const daemon = await startDaemonProcess(['--no-pipelining', '--tor', `127.0.0.1:${socks.port}`, '--socks', '127.0.0.1:0', '--map', map, '--log-level', 'debug'],
   { ...process.env, XMPP_ONION_PROXY_SYSTEM_MAP: '', XMPP_ONION_PROXY_USER_MAP: '' });
 t.teardown(() => daemon.stop());
 const socksDoor = (await daemon.waitForLog((l) => typeof l.socksPort === 'number')).socksPort as number;

@@ -15,7 +15,7 @@ import { randomOnionAddress, TorControl } from '../helpers/tor-network.js';
 import { claimTarget, useTorNetwork } from '../helpers/tor-shared.js';
 import { startFakeXmppServer } from '../helpers/fake-xmpp.js';
 import { FEATURES_PLAIN_ONLY, SERVER_HEADER } from '../helpers/policy-driver.js';
-import { clientHeader, connect, readToClose, readUntil } from '../helpers/xmpp-wire.js';
+import { clientHeader, connect, readToClose, readUntil, STARTTLS } from '../helpers/xmpp-wire.js';
 import { runXmppClient, startXmppClient } from '../helpers/xmpp-client.js';
 
 const alicePassword = randomBytes(12).toString('base64url');
@@ -27,6 +27,8 @@ let prosody: Prosody;
 let daemon: DaemonProcess;
 let mapFile: string;
 const unknownOnion = randomOnionAddress();
+/** What the stripping server behind an onion received before it said anything, per connection. */
+const firstBytes: string[] = [];
 
 t.before(async () => {
   const c2s = await claimTarget(t, tor, 'prosody');
@@ -42,8 +44,19 @@ t.before(async () => {
     'down.test': { onion: tor.onions.down },
     'stripped.test': { onion: tor.onions.fake1 },
   }));
-  // An attacker's server behind an onion: it strips STARTTLS and offers PLAIN.
-  const fake = await startFakeXmppServer((socket) => socket.once('data', () => socket.write(SERVER_HEADER + FEATURES_PLAIN_ONLY)), await claimTarget(t, tor, 'fake1'));
+  // An attacker's server behind an onion: it strips STARTTLS and offers PLAIN, once it has
+  // what a client sends first (recorded: with pipelining, our header and <starttls/>).
+  const fake = await startFakeXmppServer((socket) => {
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString('latin1');
+      if (!seen.includes('<stream:stream') || !/<starttls[^>]*\/>/.test(seen)) return;
+      socket.removeListener('data', onData);
+      firstBytes.push(seen);
+      socket.write(SERVER_HEADER + FEATURES_PLAIN_ONLY);
+    };
+    socket.on('data', onData);
+  }, await claimTarget(t, tor, 'fake1'));
   t.teardown(() => fake.close());
   daemon = await startDaemonProcess(['--log-level', 'debug', '--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.socksPort}`, '--map', mapFile, '--connect-timeout', '60']);
   t.teardown(() => daemon.stop());
@@ -101,10 +114,11 @@ t.test("Tor's errors reach the client in words", async (t) => {
   t.match(malformed, /<host-unknown [^>]*\/><text[^>]*>the server address &quot;[a-z2-7]+\.onion&quot; has a wrong checksum/, 'a malformed onion is refused before Tor is asked');
 });
 
-t.test('a server behind an onion that strips STARTTLS is refused as before', async (t) => {
+t.test('a server behind an onion that strips STARTTLS is refused as before; before it spoke it had our header and <starttls/> (pipelined, sent with Tor\'s BEGIN)', async (t) => {
   const answer = await refusalText(daemon.port, 'stripped.test');
   t.match(answer, /<policy-violation [^>]*\/><text[^>]*>server stripped.test did not offer STARTTLS; refusing to continue without encryption/);
   t.notMatch(answer, /mechanisms|PLAIN/, 'the offered PLAIN never reached the client');
+  t.equal(firstBytes.at(-1), clientHeader('stripped.test') + STARTTLS, 'the first bytes through the onion: the canonical header, then <starttls/>, nothing else');
 });
 
 t.test('without ExtendedErrors (like Tails\' 9050) the standard codes are mapped', async (t) => {

@@ -46,7 +46,7 @@ const features = `<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-
 for (const sizes of [[1], [3], [4096]]) {
   const client = drive([C(clientHeader + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></Atarttls>"), S(serverHeader + features)], sizes, { final: 'timeout' });
   t.match(client.actions.find((a) => a.type === 'refuse'), { refusal: { code: 'client-not-well-formed' } }, `a mismatched </starttls> is not well-formed (chunks of ${sizes[0]})`);
-  t.notOk(client.toServer.includes('starttls'), 'and no <starttls/> went to the server');
+  t.equal(client.toServer.toString(), UPSTREAM + CANON.starttls, 'and the server got our opening only (pipelined), nothing of the client\'s');
   const server = drive([C(clientHeader + CANON.starttls), S(serverHeader + features + "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceeX>")], sizes, { final: 'timeout' });
   t.match(server.actions.find((a) => a.type === 'refuse'), { refusal: { code: 'server-not-well-formed' } }, `a mismatched </proceed> is not well-formed (chunks of ${sizes[0]})`);
   t.notOk(server.toClient.includes('<proceed'), 'and no <proceed/> reached the client');

@@ -27,6 +27,10 @@ export function clientHeaderIn(domain: string, from?: string, extra = ''): strin
 export function upstreamHeader(domain: string, lang: string | null = 'en'): string {
   return `${XML_DECL}<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='${domain}' version='1.0'${lang ? ` xml:lang='${lang}'` : ''}>`;
 }
+/** What the server gets before it answers: our header and `<starttls/>`, pipelined (XEP-0305). */
+export function upstreamOpening(domain: string): string {
+  return upstreamHeader(domain) + STARTTLS_OUT;
+}
 /** What a server sends (Prosody style), and what the client gets from it after re-serialisation. */
 export function serverHeaderIn(domain: string, id = 'srv-1'): string {
   return `<?xml version='1.0'?><stream:stream xmlns:stream='${NS_STREAMS}' xml:lang='en' id='${id}' from='${domain}' version='1.0' xmlns='jabber:client' extra='dropped'>`;

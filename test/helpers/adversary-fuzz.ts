@@ -361,6 +361,7 @@ export function drive(steps: readonly Step[], sizes: readonly number[], options:
       switch (action.type) {
         case 'connect':
           connects++;
+          toServer.push(Buffer.from(action.first));
           if (options.lateConnect) pendingConnect = true;
           else {
             connected = true;

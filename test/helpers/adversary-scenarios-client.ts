@@ -7,13 +7,15 @@ import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import {
   clientHeaderIn, DOMAIN, FEATURES_OUT, FEATURES_REQUIRED_IN, NS_STREAMS, ourError, PROCEED_IN, PROCEED_OUT,
-  serverHeaderIn, serverHeaderOut, STARTTLS_IN, STARTTLS_OUT, upstreamHeader, type Arena, type ServerScript,
+  serverHeaderIn, serverHeaderOut, STARTTLS_IN, STARTTLS_OUT, upstreamHeader, upstreamOpening, type Arena, type ServerScript,
 } from './adversary-arena.js';
 import { readTls, type Peer } from './adversary-peers.js';
 import { expectClosed, sameText, isTlsRecords, type Scenario } from './adversary-scenario.js';
 import { tlsHandshakeRecord } from './policy-driver.js';
 
 const UPSTREAM = upstreamHeader(DOMAIN);
+/** Our header and `<starttls/>`: what the server gets before it answers (pipelined). */
+const OPENING = upstreamOpening(DOMAIN);
 const NOTHING = 'nothing was sent to the server';
 
 /** Header and features, then waits for <starttls/> and never answers it. */
@@ -43,7 +45,7 @@ function refusedAfterFeatures(name: string, attack: (arena: Arena) => string | B
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError(condition, text), 'attacker (client): the refusal in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'victim (server): the canonical header only');
+      sameText(t, server.text(), OPENING, 'victim (server): our opening only');
       await arena.serveHonest(t);
     },
   };
@@ -141,7 +143,7 @@ export const clientScenarios: Scenario[] = [
         `your client sent data after <starttls/> that is not TLS (the first bytes are not a TLS handshake (they look like plaintext)); ${NOTHING}`),
       'attacker (client): no <proceed/>, the refusal');
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'victim (server): the negotiation only');
+      sameText(t, server.text(), OPENING, 'victim (server): the negotiation only');
     },
   },
   pipelinedClientHello(),
@@ -159,7 +161,7 @@ export const clientScenarios: Scenario[] = [
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + ourError('policy-violation',
         `your client sent data after <starttls/> that is not TLS (bytes that are not a TLS record (they look like plaintext)); ${NOTHING}`), 'client');
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'server: neither the held record nor the plaintext');
+      sameText(t, server.text(), OPENING, 'server: neither the held record nor the plaintext');
     },
   },
   {
@@ -189,7 +191,7 @@ export const clientScenarios: Scenario[] = [
       sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT + PROCEED_OUT, 'client: nothing after <proceed/>');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'server: not one plaintext byte after <starttls/>');
+      sameText(t, server.text(), OPENING, 'server: not one plaintext byte after <starttls/>');
       t.match(arena.daemon.logs().find((l) => l.msg === 'cut: not TLS'), { reason: 'tls-framing-client' });
     },
   },

@@ -5,7 +5,7 @@
  * (settleArena scans every scenario's log for names).
  */
 import {
-  clientHeaderIn, DOMAIN, FEATURES_OUT, HONEST_DOMAIN, NS_STREAMS, ourError, serverHeaderOut, upstreamHeader,
+  clientHeaderIn, DOMAIN, FEATURES_OUT, HONEST_DOMAIN, NS_STREAMS, ourError, serverHeaderOut, upstreamOpening,
 } from './adversary-arena.js';
 import { expectClosed, sameText, type Scenario } from './adversary-scenario.js';
 import {
@@ -70,7 +70,7 @@ export const nameScenarios: Scenario[] = [
       t.match(arena.socks.requests, [{ host: `xmpp.${DOMAIN}`, port: 5222 }], "Tor was asked for the map's host for xn--vil-9la.test");
       sameText(t, c.text(), serverHeaderOut(IDN) + FEATURES_OUT, 'client: the server answered for the IDNA form');
       const server = arena.upstream.peers[0]!;
-      sameText(t, server.text(), upstreamHeader(IDN), 'server: the canonical header, to the A-label');
+      sameText(t, server.text(), upstreamOpening(IDN), 'server: our opening, to the A-label');
       c.socket.end();
       await expectClosed(t, c, 'client');
     },
@@ -101,7 +101,7 @@ export const nameScenarios: Scenario[] = [
       t.match(arena.socks.requests, [{ host: `xmpp.${DOMAIN}`, port: 5222 }], "Tor was asked for the map's host for xn--vil-9la.test");
       c.write(clientHeaderIn('évil.test'));
       await c.waitFor(FEATURES_OUT);
-      sameText(t, arena.upstream.peers[0]!.text(), upstreamHeader(IDN), 'server: the canonical header, to the A-label');
+      sameText(t, arena.upstream.peers[0]!.text(), upstreamOpening(IDN), 'server: our opening, to the A-label');
       c.socket.end();
       await expectClosed(t, c, 'client');
     },

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import {
-  clientHeaderIn, DOMAIN, FEATURES_OUT, ourError, serverHeaderOut, upstreamHeader,
+  clientHeaderIn, DOMAIN, FEATURES_OUT, ourError, serverHeaderOut, upstreamOpening,
 } from './adversary-arena.js';
 import type { Peer } from './adversary-peers.js';
 import { expectClosed, sameText, type Scenario } from './adversary-scenario.js';
@@ -125,7 +125,7 @@ export const resourceScenarios: Scenario[] = [
       t.ok(elapsed < 3000, `cut within the budget (${elapsed} ms after the features)`);
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), upstreamHeader(DOMAIN), 'server: the canonical header; no whitespace forwarded');
+      sameText(t, server.text(), upstreamOpening(DOMAIN), 'server: our opening; no whitespace forwarded');
     },
   },
   {
@@ -142,7 +142,7 @@ export const resourceScenarios: Scenario[] = [
         'your client sent too much: more than 65536 bytes before encryption was set up; nothing was sent to the server'), 'client: the byte budget, in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), upstreamHeader(DOMAIN), 'server: the canonical header only');
+      sameText(t, server.text(), upstreamOpening(DOMAIN), 'server: our opening only');
     },
   },
   {
@@ -158,7 +158,7 @@ export const resourceScenarios: Scenario[] = [
         'your client sent too much: more than 4096 characters without a tag ending before encryption was set up; nothing was sent to the server'), 'client: the run bound, in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), upstreamHeader(DOMAIN), 'server: the canonical header only');
+      sameText(t, server.text(), upstreamOpening(DOMAIN), 'server: our opening only');
     },
   },
   {

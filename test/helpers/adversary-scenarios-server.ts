@@ -6,12 +6,14 @@
  */
 import {
   clientHeaderIn, DOMAIN, FAILURE_IN, FEATURES_OUT, FEATURES_PLAIN_IN, FEATURES_REQUIRED_IN, FEATURES_RICH_IN, honestServer, ourError,
-  PROCEED_IN, PROCEED_OUT, serverHeaderIn, serverHeaderOut, STARTTLS_IN, STARTTLS_OUT, upstreamHeader, type ServerScript,
+  PROCEED_IN, PROCEED_OUT, serverHeaderIn, serverHeaderOut, STARTTLS_IN, STARTTLS_OUT, upstreamHeader, upstreamOpening, type ServerScript,
 } from './adversary-arena.js';
 import { readTls, type Peer } from './adversary-peers.js';
 import { expectClosed, sameText, isTlsRecords, TLS_HANDSHAKE_START, type Scenario } from './adversary-scenario.js';
 
 const UPSTREAM = upstreamHeader(DOMAIN);
+/** Our header and `<starttls/>`: what the server gets before it answers (pipelined). */
+const OPENING = upstreamOpening(DOMAIN);
 const NOT_TLS = 'the server sent';
 
 /** Answers the client's header with `reply`, then does `then` (if any) after <starttls/>. */
@@ -53,7 +55,7 @@ export const serverScenarios: Scenario[] = [
       'victim (client): the header, then the refusal in words; never the mechanisms');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'attacker (server): only the canonical header, no JID');
+      sameText(t, server.text(), OPENING, 'attacker (server): only our opening, no JID');
       await arena.serveHonest(t);
     },
   },
@@ -89,7 +91,7 @@ export const serverScenarios: Scenario[] = [
       'victim (client): no <proceed/>, no injected features, a refusal in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server): the canonical header and <starttls/> only');
+      sameText(t, server.text(), OPENING, 'attacker (server): the canonical header and <starttls/> only');
       await arena.serveHonest(t);
     },
   },
@@ -134,7 +136,7 @@ export const serverScenarios: Scenario[] = [
       'victim (client): no <proceed/>, a refusal in words');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
+      sameText(t, server.text(), OPENING, 'attacker (server)');
     },
   },
   answersStartTlsWith('<failure/> in answer to <starttls/>', FAILURE_IN + '</stream:stream>',
@@ -159,7 +161,7 @@ export const serverScenarios: Scenario[] = [
       'victim (client): the condition and its text, nothing else the server put in the error');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'attacker (server): the canonical header only');
+      sameText(t, server.text(), OPENING, 'attacker (server): our opening only');
     },
   },
   {
@@ -216,7 +218,7 @@ export const serverScenarios: Scenario[] = [
         'your client asked for compression before encryption was set up; nothing was sent to the server'), 'client: compression never offered, the request refused');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'server: never got <compress>');
+      sameText(t, server.text(), OPENING, 'server: never got <compress>');
     },
   },
   {
@@ -246,7 +248,7 @@ export const serverScenarios: Scenario[] = [
       t.ok(elapsed >= 650 && elapsed < 5000, `cut after the budget (${elapsed} ms)`);
       const server = await arena.upstream.peer(0);
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'server: the canonical header only');
+      sameText(t, server.text(), OPENING, 'server: our opening only');
       await arena.serveHonest(t);
     },
   },
@@ -277,7 +279,7 @@ export const serverScenarios: Scenario[] = [
       t.ok(elapsed >= 650 && elapsed < 3000, `cut at the budget, not after the drip (${elapsed} ms)`);
       const server = await arena.upstream.peer(0);
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'server: the canonical header only');
+      sameText(t, server.text(), OPENING, 'server: our opening only');
     },
   },
   {
@@ -301,7 +303,7 @@ export const serverScenarios: Scenario[] = [
         'the server sent too much: more than 128 elements before encryption was set up; nothing of it was passed on'), 'victim (client): none of the flood');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM, 'attacker (server): the canonical header, then cut');
+      sameText(t, server.text(), OPENING, 'attacker (server): our opening, then cut');
       await arena.serveHonest(t);
     },
   },
@@ -365,8 +367,8 @@ export const serverScenarios: Scenario[] = [
   },
   {
     group: 'server',
-    name: '<proceed/> before the client asked for STARTTLS',
-    arena: { server: hostile(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN + PROCEED_IN) },
+    name: 'without pipelining: <proceed/> before the client asked for STARTTLS',
+    arena: { server: hostile(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN + PROCEED_IN), daemon: { pipelining: false } },
     async run(t, arena) {
       const c = await arena.client();
       c.write(clientHeaderIn(DOMAIN, arena.secrets.jid));
@@ -374,7 +376,34 @@ export const serverScenarios: Scenario[] = [
       sameText(t, c.text(), refusedAfterFeatures('policy-violation',
         'server example.test sent <proceed> before encryption was set up; refusing to continue without encryption'), 'victim (client): no unasked <proceed/>');
       const server = arena.upstream.peers[0]!;
-      sameText(t, server.text(), UPSTREAM, 'server: the canonical header only');
+      sameText(t, server.text(), UPSTREAM, 'server: the canonical header only (no pipelining)');
+    },
+  },
+  {
+    group: 'server',
+    name: 'pipelined: header, features and <proceed/> in one flight; the client gets its <proceed/> only when it asks, then TLS',
+    arena: {
+      server: async (peer, pki) => {
+        const at = await peer.waitFor(OPENING);
+        peer.write(serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN + PROCEED_IN);
+        peer.tlsServer(at, pki.key, pki.cert);
+      },
+    },
+    async run(t, arena) {
+      const c = await arena.client();
+      c.write(clientHeaderIn(DOMAIN, arena.secrets.jid));
+      const featuresEnd = await c.waitFor(FEATURES_OUT);
+      const server = arena.upstream.peers[0]!;
+      await server.waitForSent((serverHeaderIn(DOMAIN) + FEATURES_REQUIRED_IN + PROCEED_IN).length - 1);
+      sameText(t, c.text(), serverHeaderOut(DOMAIN) + FEATURES_OUT, 'client: header and features, no <proceed/> it did not ask for');
+      c.write(STARTTLS_IN);
+      const proceedEnd = await c.waitFor(PROCEED_OUT, featuresEnd);
+      const secure = await c.tlsClient(proceedEnd, DOMAIN, arena.pki.ca);
+      secure.write(arena.secrets.body);
+      t.equal((await readTls(secure, arena.secrets.body.length)).toString(), arena.secrets.body, 'TLS end to end');
+      sameText(t, server.text(0, OPENING.length), OPENING, 'server: our opening, once, then TLS');
+      secure.destroy();
+      await expectClosed(t, c, 'client');
     },
   },
   {
@@ -438,7 +467,7 @@ function answersStartTlsWith(name: string, answer: string, words: string): Scena
       sameText(t, c.text(), refusedAfterFeatures('policy-violation', words), 'victim (client)');
       const server = arena.upstream.peers[0]!;
       await expectClosed(t, server, 'server');
-      sameText(t, server.text(), UPSTREAM + STARTTLS_OUT, 'attacker (server)');
+      sameText(t, server.text(), OPENING, 'attacker (server)');
     },
   };
 }

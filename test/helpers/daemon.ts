@@ -41,6 +41,7 @@ export async function startTestDaemon(t: Test, torPort: number, entries: readonl
     tor: { kind: 'tcp', host: '127.0.0.1', port: torPort },
     socksAllowOtherPorts: false,
     onionOnly: false,
+    pipelining: true,
     isolation: 'per-connection',
     maxConnections: 100,
     preTlsMemoryBytes: 64 * 2 ** 20,

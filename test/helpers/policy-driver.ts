@@ -58,6 +58,7 @@ export function runTranscript(steps: readonly TranscriptStep[], chunker: Chunker
       switch (action.type) {
         case 'connect':
           connects++;
+          toServer.push(Buffer.from(action.first));
           apply(negotiator.event({ type: 'upstream-connected' }));
           break;
         case 'send':

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import {
   byteByByte, CLIENT_HEADER, FEATURES_PLAIN_ONLY, FEATURES_TLS, PROCEED, runTranscript, SERVER_HEADER, splitAt, STARTTLS,
-  tlsHandshakeRecord, whole, type Outcome, type TranscriptStep,
+  testRouting, tlsHandshakeRecord, whole, type Outcome, type TranscriptStep,
 } from '../helpers/policy-driver.js';
 
 interface Row {
@@ -21,8 +21,14 @@ interface Row {
   };
   /** The refusal depends on bytes arriving in one read (response injection in the same write). */
   readonly atomic?: boolean;
+  /** Routed with pipelining off (`--no-pipelining`, or an entry's `"pipelining": false`). */
+  readonly classic?: boolean;
 }
 
+const classicRouting: typeof testRouting = (domain) => {
+  const decision = testRouting(domain);
+  return decision.ok ? { ...decision, pipelining: false } : decision;
+};
 const C = (data: string | Buffer): TranscriptStep => ({ from: 'client', data });
 const S = (data: string | Buffer): TranscriptStep => ({ from: 'server', data });
 const UPSTREAM_HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.test' version='1.0'>";
@@ -48,7 +54,7 @@ const rows: Row[] = [
   {
     name: "client header 'from' (the JID) is removed before forwarding",
     steps: [C(CLIENT_HEADER.replace("to='example.test'", "from='alice@example.test' to='example.test' xml:lang='en'")), S(SERVER_HEADER)],
-    expect: { phase: 'AwaitServerFeatures', notToServer: ['alice', 'from='], toServer: UPSTREAM_HEADER.replace("version='1.0'>", "version='1.0' xml:lang='en'>") },
+    expect: { phase: 'AwaitServerFeatures', notToServer: ['alice', 'from='], toServer: UPSTREAM_HEADER.replace("version='1.0'>", "version='1.0' xml:lang='en'>") + STARTTLS },
   },
   {
     name: 'whitespace between elements is allowed',
@@ -83,7 +89,7 @@ const rows: Row[] = [
   {
     name: 'features never show the client anything but STARTTLS, required',
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS)],
-    expect: { phase: 'AwaitStartTls', notToClient: ['mechanisms', 'PLAIN'] },
+    expect: { phase: 'AwaitProceed', notToClient: ['mechanisms', 'PLAIN'] },
   },
   // --- refused: client -------------------------------------------------------------------
   {
@@ -117,9 +123,9 @@ const rows: Row[] = [
     expect: { phase: 'Refused', refusal: 'client-data-after-starttls', notToServer: ['auth'] },
   },
   {
-    name: 'client: command injection in one write: not even the <starttls/> is forwarded',
+    name: 'client: command injection in one write: nothing of it is forwarded',
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(STARTTLS + AUTH)],
-    expect: { phase: 'Refused', refusal: 'client-data-after-starttls', notToServer: ['auth', 'starttls'] },
+    expect: { phase: 'Refused', refusal: 'client-data-after-starttls', notToServer: ['auth'], toServer: UPSTREAM_HEADER + STARTTLS },
     atomic: true,
   },
   {
@@ -301,9 +307,36 @@ const rows: Row[] = [
     expect: { phase: 'Refused', refusal: 'server-unexpected-element', notToClient: ['<message'] },
   },
   {
-    name: 'server: <proceed/> before the client asked',
+    name: 'pipelined: the server answers header, features and <proceed/> in one flight; the client gets <proceed/> only once it asks',
     steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS + PROCEED)],
-    expect: { phase: 'Refused', refusal: 'server-unexpected-element', notToClient: ['<proceed'] },
+    expect: { phase: 'AwaitStartTls', notToClient: ['<proceed'], toServer: UPSTREAM_HEADER + STARTTLS },
+  },
+  {
+    name: 'pipelined: <proceed/> first, then the client asks with its ClientHello behind: relaying, the ClientHello first',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS + PROCEED), C(Buffer.concat([Buffer.from(STARTTLS), HELLO]))],
+    expect: { phase: 'Relaying', toServer: Buffer.concat([Buffer.from(UPSTREAM_HEADER + STARTTLS), HELLO]) },
+  },
+  {
+    name: 'pipelined: <proceed/> first, then the client sends <auth>: refused, nothing of the client forwarded',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS + PROCEED), C(AUTH)],
+    expect: { phase: 'Refused', refusal: 'client-plaintext-auth', notToServer: ['auth'], notToClient: ['<proceed'], toServer: UPSTREAM_HEADER + STARTTLS },
+  },
+  {
+    name: 'pipelined: <proceed/> first, then the server sends more before the client asked: refused',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS + PROCEED), S(FEATURES_PLAIN_ONLY)],
+    expect: { phase: 'Refused', refusal: 'server-data-after-proceed', notToClient: ['<proceed', 'mechanisms'] },
+  },
+  {
+    name: 'without pipelining: the header alone, <starttls/> only after the features and the client asked',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS), C(STARTTLS), S(PROCEED)],
+    expect: { phase: 'Relaying', toServer: UPSTREAM_HEADER + STARTTLS },
+    classic: true,
+  },
+  {
+    name: 'without pipelining: <proceed/> before the client asked is refused',
+    steps: [C(CLIENT_HEADER), S(SERVER_HEADER + FEATURES_TLS + PROCEED)],
+    expect: { phase: 'Refused', refusal: 'server-unexpected-element', notToClient: ['<proceed'], toServer: UPSTREAM_HEADER },
+    classic: true,
   },
   {
     name: 'server: plaintext right after <proceed/> in the same write (response injection)',
@@ -382,7 +415,8 @@ function check(t: Test, row: Row, outcome: Outcome): void {
 
 for (const row of rows) {
   t.test(row.name, async (t) => {
-    const reference = runTranscript(row.steps, whole);
+    const route = row.classic ? classicRouting : testRouting;
+    const reference = runTranscript(row.steps, whole, route);
     check(t, row, reference);
     if (row.atomic) return;
     // Across chunkings a connect may happen before or after a later refusal, so the bytes
@@ -403,8 +437,8 @@ for (const row of rows) {
     };
     const longest = Math.max(...row.steps.map((s) => ('data' in s ? Buffer.byteLength(s.data) : 0)));
     const limit = Math.min(longest, 2000);
-    for (let at = 1; at < limit; at++) sameAs(runTranscript(row.steps, splitAt(at)), `split at byte ${at}`);
-    if (longest <= 4000) sameAs(runTranscript(row.steps, byteByByte), 'fed byte by byte');
+    for (let at = 1; at < limit; at++) sameAs(runTranscript(row.steps, splitAt(at), route), `split at byte ${at}`);
+    if (longest <= 4000) sameAs(runTranscript(row.steps, byteByByte, route), 'fed byte by byte');
     t.pass(`same outcome at every split point up to ${limit} and byte by byte`);
   });
 }

@@ -7,6 +7,8 @@ import { startSocks5Fixture } from '../helpers/socks5-server.js';
 import { clientHeader, connect, readToClose, readUntil, STARTTLS, starttlsClient } from '../helpers/xmpp-wire.js';
 import { freePort } from '../helpers/ports.js';
 
+/** What the server gets from the daemon before any answer: the canonical header and `<starttls/>`, pipelined. */
+const UPSTREAM_OPENING = clientHeader('example.test') + STARTTLS;
 const ONION = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
 const ca = await createTestCa();
 const leaf = await issueServerCert(ca, ['example.test']);
@@ -98,34 +100,32 @@ for (const [name, clientSends, code, notForwarded] of [
     t.match(answer, /<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>[^<]*nothing was sent to the server[^<]*<\/text><\/stream:error><\/stream:stream>$/);
     const connection = await server.nextClosed();
     t.notOk(connection.plaintext.includes(notForwarded), 'the offending bytes never reached the server');
-    t.equal(connection.plaintext.toString(), clientHeader('example.test'), 'the server got the header only');
+    t.equal(connection.plaintext.toString(), UPSTREAM_OPENING, 'the server got our opening only (header and <starttls/>, pipelined)');
     t.match(await waitForLog(daemon, 'refused'), { reason: code, level: 40 });
   });
 }
 
+/** A scripted server: each answer is written once its cue has arrived (however the daemon's bytes are chunked). */
+function answers(...script: Array<readonly [cue: string, answer: string]>): Script {
+  return (socket) => {
+    let seen = '';
+    let next = 0;
+    socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1');
+      while (next < script.length && seen.includes(script[next]![0])) socket.write(script[next++]![1]);
+    });
+  };
+}
+
 const hostile: Array<[string, string, Script]> = [
-  ['strips STARTTLS from its features', 'server-no-starttls', (s) => s.once('data', () => s.write(SERVER_HEADER + FEATURES_PLAIN_ONLY))],
-  ['answers <starttls/> with <failure/>', 'server-starttls-failure', (s) => {
-    s.once('data', () => {
-      s.write(SERVER_HEADER + FEATURES_STARTTLS);
-      s.once('data', () => s.write("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"));
-    });
-  }],
-  ['injects plaintext right after <proceed/>', 'server-data-after-proceed', (s) => {
-    s.once('data', () => {
-      s.write(SERVER_HEADER + FEATURES_STARTTLS);
-      s.once('data', () => s.write(PROCEED + FEATURES_PLAIN_ONLY));
-    });
-  }],
-  ['sends plaintext after <proceed/> in a later write', 'tls-framing-server', (s) => {
-    s.once('data', () => {
-      s.write(SERVER_HEADER + FEATURES_STARTTLS);
-      s.once('data', () => {
-        s.write(PROCEED);
-        s.once('data', () => s.write(FEATURES_PLAIN_ONLY));
-      });
-    });
-  }],
+  ['strips STARTTLS from its features', 'server-no-starttls', answers(['<stream:stream', SERVER_HEADER + FEATURES_PLAIN_ONLY])],
+  ['answers <starttls/> with <failure/>', 'server-starttls-failure',
+    answers(['<stream:stream', SERVER_HEADER + FEATURES_STARTTLS], ['<starttls', "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"])],
+  ['injects plaintext right after <proceed/>', 'server-data-after-proceed',
+    answers(['<stream:stream', SERVER_HEADER + FEATURES_STARTTLS], ['<starttls', PROCEED + FEATURES_PLAIN_ONLY])],
+  // Plaintext once the client's ClientHello came: the relay cuts it.
+  ['sends plaintext after <proceed/> in a later write', 'tls-framing-server',
+    answers(['<stream:stream', SERVER_HEADER + FEATURES_STARTTLS], ['<starttls', PROCEED], ['\u0016\u0003', FEATURES_PLAIN_ONLY])],
 ];
 
 for (const [name, code, script] of hostile) {
