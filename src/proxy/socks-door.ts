@@ -13,17 +13,19 @@ import { Socks5Handshake, socksReply, type Socks5Request } from './socks5-handsh
 export interface SocksDoorOptions {
   readonly map: () => OnionMap;
   readonly policy: SocksPolicyOptions;
-  /** Connects through Tor (the socket comes back paused); `isolationKey` picks the circuit. */
-  readonly openTor: (route: Route, isolationKey: string | undefined, signal: AbortSignal) => Promise<net.Socket>;
+  /** Connects through Tor (the socket comes back paused); `isolationKey` picks the circuit; `send` goes first (optimistically). */
+  readonly openTor: (route: Route, isolationKey: string | undefined, signal: AbortSignal, send?: { first: Buffer; optimistic: boolean }) => Promise<net.Socket>;
   /** The isolation key for a request, by its normalised destination or the client's own credentials. */
   readonly isolationKey: (request: Socks5Request, destination: string) => string | undefined;
   readonly limits: SessionLimits;
 }
 
 /**
- * One connection at the SOCKS door: the SOCKS5 handshake, the destination's policy, the
- * connection through Tor, and only then success; after that, the same STARTTLS session as the
- * connect-server door, or a relay (TLS checked from the first byte for direct TLS).
+ * One connection at the SOCKS door: the SOCKS5 handshake and the destination's policy; then, at
+ * an XMPP port, success at once and the same STARTTLS session as the connect-server door (it
+ * connects through Tor itself); at a direct-TLS or passed-through port, success only once Tor
+ * connected (those clients read Tor's failure as a SOCKS reply), then a relay (TLS checked from
+ * the first byte for direct TLS).
  */
 export function acceptSocksClient(connection: Connection, options: SocksDoorOptions): void {
   const handshake = new Socks5Handshake();
@@ -49,7 +51,8 @@ async function route(connection: Connection, options: SocksDoorOptions, request:
   const client = connection.client;
   const decision = decideSocksRequest(options.map(), request.host, request.port, options.policy);
   if (!decision.ok) return refuse(decision.refusal);
-  if (decision.mode !== 'starttls') connection.report.routed(decision.route, decision.mode, { port: decision.route.port }, decision.destination);
+  if (decision.mode === 'starttls') return speakXmppAtOnce(connection, options, request, decision, rest);
+  connection.report.routed(decision.route, decision.mode, { port: decision.route.port }, decision.destination);
   // While Tor connects, keep reading (bounded) so that a client leaving is seen at once and
   // cancels the connect; what it sends early is handed on with the rest.
   const early: Buffer[] = [rest];
@@ -77,23 +80,24 @@ async function route(connection: Connection, options: SocksDoorOptions, request:
   handOver(connection, decision, Buffer.concat(early), options.limits);
 }
 
-/** After success: the STARTTLS session, or a relay (direct TLS checked from its first byte; pass-through not at all). */
+/**
+ * The XMPP ports: the client speaks XMPP to us next, so the SOCKS success goes at once and the
+ * session connects through Tor as at the connect-server door (header and `<starttls/>` as
+ * optimistic data); a Tor failure reaches the client as a stream error in Tor's words.
+ */
+function speakXmppAtOnce(connection: Connection, options: SocksDoorOptions, request: Socks5Request, decision: Extract<SocksDecision, { ok: true }>, rest: Buffer): void {
+  connection.client.write(socksReply(SOCKS_REPLY.succeeded));
+  const isolationKey = options.isolationKey(request, decision.destination);
+  const session = new Session(connection, {
+    ...options.limits,
+    decideRoute: decision.acceptTo,
+    openUpstream: (route, _domain, signal, first, optimistic) => options.openTor(route, isolationKey, signal, { first, optimistic }),
+  });
+  session.feed(rest);
+}
+
+/** After success: a relay (direct TLS checked from its first byte; pass-through not at all). */
 function handOver(connection: Connection, decision: Extract<SocksDecision, { ok: true }>, early: Buffer, limits: SessionLimits): void {
-  const server = connection.upstream!;
-  if (decision.mode === 'starttls') {
-    const session = new Session(connection, {
-      ...limits,
-      decideRoute: decision.acceptTo,
-      // Written a turn later, as through Tor: a first write the session refuses at once sends nothing.
-      openUpstream: async (_route, _domain, signal, first) => {
-        await Promise.resolve();
-        if (!signal.aborted) server.write(first);
-        return server;
-      },
-    });
-    session.feed(early);
-    return;
-  }
   connection.phase = decision.mode;
   if (decision.mode === 'passthrough') return connection.relay(early, undefined);
   const walkers = { client: new TlsRecordWalker('client'), server: new TlsRecordWalker('server') };

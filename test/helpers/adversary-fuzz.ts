@@ -458,7 +458,7 @@ export function violations(run: Run, options: { decided?: boolean } = {}): strin
     const fed = run.clientFedAtRelay ?? Buffer.alloc(0);
     if (!fed.subarray(fed.length - run.preamble.length).equals(run.preamble)) out.push('the preamble is not the client\'s last bytes');
     const before = fed.subarray(0, fed.length - run.preamble.length).toString('latin1');
-    if (!/(?:\/>|<\/[A-Za-z_:.-]*starttls>)[ \t\r\n]*$/.test(before)) out.push('the preamble does not start right after <starttls/>');
+    if (!/(?:\/>|<\/[A-Za-z_:.-]*starttls[ \t\r\n]*>)[ \t\r\n]*$/.test(before)) out.push('the preamble does not start right after <starttls/>');
   }
   return out;
 }

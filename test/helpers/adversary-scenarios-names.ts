@@ -98,9 +98,9 @@ export const nameScenarios: Scenario[] = [
       const c = await arena.socksClient();
       c.write(Buffer.concat([greeting(0), connectName(Buffer.from('évil.test', 'utf8'), 5222)]));
       await c.waitFor(OPENED);
-      t.match(arena.socks.requests, [{ host: `xmpp.${DOMAIN}`, port: 5222 }], "Tor was asked for the map's host for xn--vil-9la.test");
       c.write(clientHeaderIn('évil.test'));
       await c.waitFor(FEATURES_OUT);
+      t.match(arena.socks.requests, [{ host: `xmpp.${DOMAIN}`, port: 5222 }], "Tor was asked for the map's host for xn--vil-9la.test");
       sameText(t, arena.upstream.peers[0]!.text(), upstreamOpening(IDN), 'server: our opening, to the A-label');
       c.socket.end();
       await expectClosed(t, c, 'client');

@@ -59,15 +59,27 @@ t.test('STARTTLS through the SOCKS door: the certificate is checked against the 
   t.match(tor.requests[0], { host: ONION, port: 5222, atyp: 'domain' }, 'Tor was asked for the mapped onion');
 });
 
-t.test('the SOCKS reply is sent only after Tor connected', async (t) => {
+t.test('direct TLS: the SOCKS reply is sent only after Tor connected', async (t) => {
   const { tor, daemon } = await setup(t);
   tor.setReply(0xf0);
-  const error = await socksConnect(daemon.socksPort, 'example.test', 5222).catch((e: Error) => e);
+  const error = await socksConnect(daemon.socksPort, 'example.test', 5223).catch((e: Error) => e);
   t.match(String(error), /HostUnreachable/, 'descriptor not found maps to host unreachable');
   t.match(daemon.logs().find((l) => l.msg === 'refused'), { reason: 'onion-not-found' }, 'Tor\'s own reason in the log');
 });
 
-t.test("every Tor refusal maps to the closest SOCKS reply", async (t) => {
+t.test('an XMPP port: success at once, and Tor\'s refusal as a stream error in its words once the header came', async (t) => {
+  const { tor, daemon } = await setup(t);
+  tor.setReply(0xf0);
+  const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5222);
+  t.equal(tor.requests.length, 0, 'Tor not asked before the stream header');
+  const received = readToClose(socket);
+  socket.write(clientHeader('example.test'));
+  const answer = (await received).toString();
+  t.match(answer, /<remote-connection-failed xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text[^>]*>could not reach the onion service: Tor found no descriptor for this onion service/);
+  t.match(tor.requests, [{ host: ONION, port: 5222 }], 'then Tor was asked, for the mapped onion');
+});
+
+t.test("direct TLS: every Tor refusal maps to the closest SOCKS reply", async (t) => {
   const { tor, daemon } = await setup(t);
   const expected: Array<[number, RegExp]> = [
     [0x01, /Failure/], [0x02, /NotAllowed/], [0x03, /NetworkUnreachable/], [0x04, /HostUnreachable/], [0x05, /ConnectionRefused/],
@@ -76,7 +88,7 @@ t.test("every Tor refusal maps to the closest SOCKS reply", async (t) => {
   ];
   for (const [code, reply] of expected) {
     tor.setReply(code);
-    const error = await socksConnect(daemon.socksPort, 'example.test', 5222).catch((e: Error) => e);
+    const error = await socksConnect(daemon.socksPort, 'example.test', 5223).catch((e: Error) => e);
     t.match(String(error), reply, `Tor 0x${code.toString(16)}`);
   }
 });
@@ -110,13 +122,13 @@ t.test('other ports are refused with 0x02 and a log line', async (t) => {
 });
 
 t.test('a stream whose to does not match the destination is refused with words', async (t) => {
-  const { xmpp, daemon } = await setup(t);
+  const { xmpp, tor, daemon } = await setup(t);
   const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5222);
   const answer = readToClose(socket);
   socket.write(clientHeader('other.test'));
   t.match((await answer).toString(), /<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text[^>]*>your client asked the proxy for example.test but its stream is for other.test/);
-  const connection = await xmpp.nextClosed();
-  t.equal(connection.plaintext.length, 0, 'nothing reached the server');
+  t.equal(tor.requests.length, 0, 'Tor was never asked');
+  t.equal(xmpp.connections.length, 0, 'nothing reached the server');
 });
 
 t.test('a retired destination is refused before Tor is asked', async (t) => {
@@ -130,7 +142,8 @@ t.test('a retired destination is refused before Tor is asked', async (t) => {
 t.test("the client's SOCKS credentials choose the circuit; they are never passed on or logged", async (t) => {
   const { tor, daemon } = await setup(t);
   for (const password of ['first-secret', 'first-secret', 'second-secret']) {
-    const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5222, { userId: 'alice-circuit', password });
+    // Direct TLS: the SOCKS reply waits for Tor, so Tor has been asked when the connect returns.
+    const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5223, { userId: 'alice-circuit', password });
     socket.destroy();
   }
   const keys = tor.requests.map((r) => r.password);
@@ -139,7 +152,7 @@ t.test("the client's SOCKS credentials choose the circuit; they are never passed
   t.notOk(keys.some((k) => k?.includes('secret')), 'the client\'s password never reaches Tor');
   t.notMatch(daemon.rawLogs(), /secret|alice-circuit/, 'nor the log');
   for (const [userId, password] of [['a\0b', 'c'], ['a', 'b\0c']]) {
-    const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5222, { userId: userId!, password: password! });
+    const { socket } = await socksConnect(daemon.socksPort, 'example.test', 5223, { userId: userId!, password: password! });
     socket.destroy();
   }
   const [first, second] = tor.requests.slice(-2).map((r) => r.password);
@@ -157,7 +170,7 @@ t.test('BIND and UDP ASSOCIATE are refused with 0x07', async (t) => {
   t.equal(tor.requests.length, 0);
 });
 
-t.test('a client that leaves while Tor is still connecting cancels the connect at once', async (t) => {
+t.test('a client that leaves while Tor is still connecting cancels the connect at once (direct TLS: the reply waits for Tor)', async (t) => {
   // A Tor that takes the SOCKS request and never answers it.
   let torSide: net.Socket | undefined;
   const torClosed = new Promise<void>((resolve) => {
@@ -172,7 +185,7 @@ t.test('a client that leaves while Tor is still connecting cancels the connect a
     silent.once('listening', async () => {
       const daemon = await startTestDaemon(t, (silent.address() as net.AddressInfo).port, [], { connectTimeoutMs: 60_000 });
       const client = net.connect({ host: '127.0.0.1', port: daemon.socksPort });
-      client.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 12]), Buffer.from('example.test'), Buffer.from([0x14, 0x66])]));
+      client.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 12]), Buffer.from('example.test'), Buffer.from([0x14, 0x67])]));
       client.once('data', () => {
         const waitForTor = (): void => {
           if (torSide) client.end();
