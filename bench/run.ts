@@ -11,11 +11,11 @@ import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { fdLimit } from './lib/proc.js';
 import { stopAllChildren, tool } from './lib/processes.js';
 import { buildRows, renderTable, type Measurements } from './lib/report.js';
-import { CLI, startDaemon, startHaproxy, startNodePipe, startSocat, type Relay } from './lib/relays.js';
+import { CLI, startDaemon, startHaproxy, startHop, startNodePipe, startSocat, type Relay } from './lib/relays.js';
 import { createRig, type RigWithEnv } from './lib/rig.js';
 import { rotate } from './lib/stats.js';
 import {
-  bulkOnce, echo, handshakes, idle, maxConnections, preTlsAtBound, refusalAtLimit, startup,
+  bulkOnce, echo, handshakes, idle, maxConnections, preTlsAtBound, refusalAtLimit, roundTrips, startup,
   type BenchPath, type BulkSample, type IdleResult, type MaxConnectionsResult,
 } from './lib/workloads.js';
 
@@ -81,6 +81,27 @@ async function main(options: BenchOptions): Promise<void> {
     if (options.workloads.has('startup')) {
       log(`start-up to listening, ${options.sizes.startupRuns} runs (daemon and bare Node, interleaved)`);
       m.startup = await startup(hop.port, options.sizes.startupRuns);
+    }
+
+    if (options.workloads.has('roundtrips')) {
+      const delayMs = options.sizes.circuitDelayMs;
+      log(`round trips: ${options.sizes.roundTripsPerPath} connections per path over a modelled circuit of ${delayMs} ms one way`);
+      const circuit = await startHop(dir, delayMs);
+      const circuitEnv = { ...env, hopPort: circuit.port };
+      const daemon = await startDaemon('daemon', circuitEnv, daemonOptions);
+      const daemonSocks = await startDaemon('daemon-socks', circuitEnv, daemonOptions);
+      try {
+        m.roundTrips = await roundTrips(rig, [
+          { name: 'direct', target: { speaks: 'socks', port: circuit.port } },
+          { name: daemon.name, target: { speaks: daemon.speaks, port: daemon.port }, relay: daemon },
+          { name: daemonSocks.name, target: { speaks: daemonSocks.speaks, port: daemonSocks.port }, relay: daemonSocks },
+        ], options.sizes.roundTripsPerPath, delayMs);
+        for (const failure of m.roundTrips.failures) notes.push(`round trips: a connection failed: ${failure}`);
+      } finally {
+        await daemon.stop();
+        await daemonSocks.stop();
+        await circuit.stop();
+      }
     }
 
     const needLong = ['handshake', 'echo', 'bulk'].some((w) => options.workloads.has(w as 'bulk'));

@@ -5,10 +5,30 @@
  * else is refused (reply 0x02). Any username/password is accepted (the daemon sends one per
  * connection for Tor's circuit isolation).
  *
+ * With `DELAY_MS=D` it models a Tor circuit of D ms one way: the CONNECT is answered after one
+ * round trip (Tor's RELAY_BEGIN and CONNECTED), bytes sent before the answer (optimistic data)
+ * reach the server with the BEGIN, after D, and every later byte takes D each way.
+ *
  * Node built-ins only: the bench transpiles this file and runs it without a loader.
  * Prints {"port": N} on stdout once it listens.
  */
 import net from 'node:net';
+
+const DELAY_MS = Number(process.env.DELAY_MS ?? 0);
+
+/** Passes `from`'s bytes to `to` after the circuit's one-way delay (in order: equal delays fire in order). */
+function delayedPipe(from: net.Socket, to: net.Socket): void {
+  if (DELAY_MS === 0) {
+    from.pipe(to);
+    return;
+  }
+  from.on('data', (chunk: Buffer) => setTimeout(() => {
+    if (!to.destroyed && !to.writableEnded) to.write(chunk);
+  }, DELAY_MS));
+  from.on('end', () => setTimeout(() => {
+    if (!to.destroyed) to.end();
+  }, DELAY_MS));
+}
 
 const NO_AUTH = 0x00;
 const USERNAME_PASSWORD = 0x02;
@@ -35,10 +55,18 @@ function relay(client: net.Socket, host: string, port: number, rest: Buffer): vo
     upstream.on('error', () => client.destroy());
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    client.write(reply(0x00));
-    if (rest.length > 0) upstream.write(rest);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // BEGIN goes out (D), the exit connects, CONNECTED comes back (D); optimistic data rode with BEGIN.
+    setTimeout(() => {
+      if (!client.destroyed) client.write(reply(0x00));
+    }, 2 * DELAY_MS);
+    if (rest.length > 0) {
+      setTimeout(() => {
+        if (!upstream.destroyed) upstream.write(rest);
+      }, DELAY_MS);
+    }
+    delayedPipe(client, upstream);
+    delayedPipe(upstream, client);
+    client.resume();
   });
 }
 

@@ -1,6 +1,6 @@
 /** The bench's command line: `npm run bench -- [--quick] [--repeat N] [--only a,b] [--skip x,y] [--json FILE] [--daemon-arg ARG]`. */
 
-export const WORKLOADS = ['startup', 'handshake', 'echo', 'bulk', 'idle', 'pretls', 'maxconn'] as const;
+export const WORKLOADS = ['startup', 'roundtrips', 'handshake', 'echo', 'bulk', 'idle', 'pretls', 'maxconn'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface BenchOptions {
@@ -25,6 +25,9 @@ export interface BenchOptions {
     readonly refusalLimit: number;
     readonly startupRuns: number;
     readonly settleMs: number;
+    /** The modelled circuit's one-way delay (a real onion circuit: 150–500 ms), and connections per path over it. */
+    readonly circuitDelayMs: number;
+    readonly roundTripsPerPath: number;
   };
 }
 
@@ -112,6 +115,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         refusalLimit: 100,
         startupRuns: 5,
         settleMs: 500,
+        circuitDelayMs: 100,
+        roundTripsPerPath: 3,
       }
       : {
         bulkRecordsBytes: 256 * MiB,
@@ -125,6 +130,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         refusalLimit: 200,
         startupRuns: 15,
         settleMs: 1500,
+        circuitDelayMs: 100,
+        roundTripsPerPath: 9,
       },
   };
 }

@@ -86,9 +86,10 @@ function processRelay(name: RelayName, child: ChildProcess, port: number, speaks
   };
 }
 
-export async function startHop(dir: string): Promise<Hop> {
+/** The SOCKS hop standing in for Tor; with `delayMs`, a circuit of that one-way delay (bench/children/socks-hop.ts). */
+export async function startHop(dir: string, delayMs = 0): Promise<Hop> {
   const script = await transpileChild('socks-hop', dir);
-  const child = spawnBench(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnBench(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DELAY_MS: String(delayMs) } });
   const line = await waitForLine(child, (l) => l.startsWith('{'));
   const pid = child.pid!;
   child.stdout?.resume();

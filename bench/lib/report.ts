@@ -1,5 +1,5 @@
 /** The one table: each metric's median (± half the spread of the per-repetition values) per path, and the daemon's ratios. */
-import type { BulkSample, EchoResult, HandshakeResult, IdleResult, LimitRefusal, MaxConnectionsResult, PathName, PreTlsResult, StartupResult } from './workloads.js';
+import type { BulkSample, EchoResult, HandshakeResult, IdleResult, LimitRefusal, MaxConnectionsResult, PathName, PreTlsResult, RoundTripResult, StartupResult } from './workloads.js';
 import { median, spreadPercent } from './stats.js';
 
 export const COLUMNS: readonly PathName[] = ['daemon', 'daemon-socks', 'node-pipe', 'haproxy', 'socat', 'direct'];
@@ -38,6 +38,7 @@ export interface Measurements {
   readonly maxConnections: readonly MaxConnectionsResult[];
   readonly refusal?: LimitRefusal;
   readonly preTls?: PreTlsResult;
+  readonly roundTrips?: RoundTripResult;
 }
 
 const GiB = 1024 ** 3;
@@ -62,6 +63,23 @@ function cells(make: (path: PathName) => readonly number[] | undefined): Partial
 
 export function buildRows(m: Measurements): Row[] {
   const rows: Row[] = [];
+  const rt = m.roundTrips;
+  if (rt) {
+    const rtt = 2 * rt.delayMs;
+    rows.push({ metric: `round trips to TLS, circuit ${rt.delayMs} ms one way`, cells: cells((p) => rt.samples[p]?.map((ms) => ms / rtt)), lowerIsBetter: true, digits: 2 });
+    const direct = rt.samples.direct;
+    if (direct) {
+      const added = cells((p) => (p === 'direct' ? undefined : rt.samples[p] ? [(median(rt.samples[p]!) - median(direct)) / rtt] : undefined));
+      rows.push({
+        metric: 'round trips added to TLS (negative: saved)',
+        cells: added,
+        lowerIsBetter: true,
+        target: '≤ −1.75',
+        ...(added.daemon && added['daemon-socks'] ? { ok: added.daemon.value <= -1.75 && added['daemon-socks'].value <= -1.75 } : {}),
+        digits: 2,
+      });
+    }
+  }
   for (const mode of ['records', 'tls'] as const) {
     const samples = (path: PathName): BulkSample[] => m.bulk.filter((b) => b.path === path && b.mode === mode);
     if (m.bulk.some((b) => b.mode === mode)) {

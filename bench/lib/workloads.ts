@@ -445,3 +445,38 @@ export async function preTlsAtBound(relay: Relay, count: number, settleMs: numbe
     for (const socket of sockets) socket.destroy();
   }
 }
+
+/* ---------------------------------------------------------------- round trips over a modelled circuit */
+
+export interface RoundTripResult {
+  /** The circuit's one-way delay, ms. */
+  readonly delayMs: number;
+  /** Per path: connect → TLS established, ms, one sample per connection. */
+  readonly samples: Partial<Record<PathName, number[]>>;
+  /** Connections that failed, with why (the run goes on without them). */
+  readonly failures: string[];
+}
+
+/**
+ * `count` connections per path (interleaved) over a circuit of `delayMs` one way (the hop models
+ * Tor's BEGIN round trip and optimistic data): the time from connect to TLS established, which
+ * the report turns into round trips (time ÷ 2 × delay).
+ */
+export async function roundTrips(rig: Rig, paths: readonly BenchPath[], count: number, delayMs: number): Promise<RoundTripResult> {
+  const samples: Partial<Record<PathName, number[]>> = {};
+  const failures: string[] = [];
+  for (const path of paths) samples[path.name] = [];
+  for (let i = 0; i < count; i++) {
+    for (const path of rotate(paths, i)) {
+      try {
+        const connection = await openConnection(path.target, 'tls', { ...rig.context, timeoutMs: 60 * delayMs + 10_000 });
+        samples[path.name]!.push(connection.setupMs);
+        connection.close();
+      } catch (error) {
+        failures.push(`${path.name}: ${(error as Error).message.slice(0, 300)}`);
+      }
+    }
+  }
+  await rig.server.drainedTo(0, 10_000);
+  return { delayMs, samples, failures };
+}
