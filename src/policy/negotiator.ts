@@ -13,13 +13,15 @@ import { DEFAULT_XML_LIMITS, XmlEventReader, type XmlLimits } from './xml-events
 export class Negotiator {
   #state: NegotiationState = INITIAL_STATE;
   readonly #client: XmlEventReader;
-  readonly #server: XmlEventReader;
+  /** Made when the server first speaks: a connection refused before that never pays for it. */
+  #server: XmlEventReader | undefined;
   readonly #ctx: NegotiationContext;
+  readonly #limits: XmlLimits;
 
   constructor(ctx: NegotiationContext, limits: XmlLimits = DEFAULT_XML_LIMITS) {
     this.#ctx = ctx;
+    this.#limits = limits;
     this.#client = new XmlEventReader(CLIENT_READING, limits);
-    this.#server = new XmlEventReader(SERVER_READING, limits);
   }
 
   get state(): NegotiationState {
@@ -37,6 +39,7 @@ export class Negotiator {
   }
 
   fromServer(chunk: Buffer): Action[] {
+    this.#server ??= new XmlEventReader(SERVER_READING, this.#limits);
     return this.#feed('server', this.#server, chunk);
   }
 
