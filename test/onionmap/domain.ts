@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { normalizeDomain } from '../../src/onionmap/domain.js';
+import { toASCII } from 'tr46';
+import { normalizeDomain, STRICT_IDNA } from '../../src/onionmap/domain.js';
 
 t.test('normalised: lower case, IDNA to ASCII, no trailing dot', async (t) => {
   t.same(normalizeDomain('Jabber.CCC.de.'), { ok: true, domain: 'jabber.ccc.de' });
@@ -54,4 +55,17 @@ t.test('the result is a fixed point: what is accepted once is accepted unchanged
     return twice.ok && twice.domain === once.domain;
   }), { numRuns: 2000 });
   t.pass('2000 generated domains');
+});
+
+t.test('the fast path for plain ASCII names gives what strict UTS #46 gives, refusals included', async (t) => {
+  const label = fc.stringMatching(/^[A-Za-z0-9-]{1,12}$/);
+  fc.assert(fc.property(fc.array(label, { minLength: 1, maxLength: 4 }), (labels) => {
+    const name = labels.join('.');
+    const strict = toASCII(name, STRICT_IDNA);
+    const ours = normalizeDomain(name);
+    if (strict === null) return !ours.ok;
+    const numeric = /^[0-9]+$/.test(strict.split('.').at(-1) ?? '');
+    return numeric ? !ours.ok : ours.ok && ours.domain === strict;
+  }), { numRuns: 5000 });
+  t.pass('5000 ASCII names: the same result with and without the fast path');
 });
