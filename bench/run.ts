@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the daemon against the relays people already trust, on the same loopback
- * workload (issue 8). See docs/performance.md for what is measured and how to read the table.
+ * workload (issue 8). See bench/README.md for what is measured and how to read the table.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
+import { logins } from './lib/login.js';
 import { fdLimit } from './lib/proc.js';
 import { stopAllChildren, tool } from './lib/processes.js';
 import { buildRows, renderTable, type Measurements } from './lib/report.js';
@@ -102,6 +103,13 @@ async function main(options: BenchOptions): Promise<void> {
         await daemonSocks.stop();
         await circuit.stop();
       }
+    }
+
+    if (options.workloads.has('login')) {
+      log(`login: ${options.sizes.loginsPerPath} go-sendxmpp logins per path to Prosody over the modelled circuit`);
+      const result = await logins(env, daemonOptions, options.sizes.loginsPerPath, options.sizes.circuitDelayMs, notes);
+      if (result) m.login = result;
+      for (const failure of result?.failures ?? []) notes.push(`login: ${failure}`);
     }
 
     const needLong = ['handshake', 'echo', 'bulk'].some((w) => options.workloads.has(w as 'bulk'));

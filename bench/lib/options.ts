@@ -1,6 +1,6 @@
 /** The bench's command line: `npm run bench -- [--quick] [--repeat N] [--only a,b] [--skip x,y] [--json FILE] [--daemon-arg ARG]`. */
 
-export const WORKLOADS = ['startup', 'roundtrips', 'handshake', 'echo', 'bulk', 'idle', 'pretls', 'maxconn'] as const;
+export const WORKLOADS = ['startup', 'roundtrips', 'login', 'handshake', 'echo', 'bulk', 'idle', 'pretls', 'maxconn'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface BenchOptions {
@@ -28,6 +28,8 @@ export interface BenchOptions {
     /** The modelled circuit's one-way delay (a real onion circuit: 150–500 ms), and connections per path over it. */
     readonly circuitDelayMs: number;
     readonly roundTripsPerPath: number;
+    /** Real logins (go-sendxmpp against Prosody) per path over the same circuit. */
+    readonly loginsPerPath: number;
   };
 }
 
@@ -117,6 +119,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         settleMs: 500,
         circuitDelayMs: 100,
         roundTripsPerPath: 3,
+        loginsPerPath: 2,
       }
       : {
         bulkRecordsBytes: 256 * MiB,
@@ -132,6 +135,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         settleMs: 1500,
         circuitDelayMs: 100,
         roundTripsPerPath: 9,
+        loginsPerPath: 5,
       },
   };
 }

@@ -47,6 +47,8 @@ export interface RelayEnv {
   readonly dir: string;
   readonly hopPort: number;
   readonly serverPort: number;
+  /** A real Prosody for the login workload (bench/lib/login.ts), mapped as login.bench.test. */
+  readonly loginPort?: number;
 }
 
 export interface RelayOptions {
@@ -96,11 +98,12 @@ export async function startHop(dir: string, delayMs = 0): Promise<Hop> {
   return { port: (JSON.parse(line) as { port: number }).port, pid, cpu: () => cpuSeconds(pid) ?? Number.NaN, stop: () => stopChild(child) };
 }
 
-/** The bench's map: both bench domains to the bench server, through the hop. */
+/** The bench's map: both bench domains to the bench server (and the login domain to Prosody), through the hop. */
 export async function writeBenchMap(env: RelayEnv): Promise<string> {
-  const file = path.join(env.dir, 'bench-map.json');
+  const file = path.join(env.dir, env.loginPort === undefined ? 'bench-map.json' : 'login-map.json');
   const entry = { host: '127.0.0.1', port: env.serverPort };
-  await writeFile(file, JSON.stringify({ 'tls.bench.test': entry, 'records.bench.test': entry }, null, 2));
+  const login = env.loginPort === undefined ? {} : { 'login.bench.test': { host: '127.0.0.1', port: env.loginPort } };
+  await writeFile(file, JSON.stringify({ 'tls.bench.test': entry, 'records.bench.test': entry, ...login }, null, 2));
   return file;
 }
 
