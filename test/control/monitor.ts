@@ -8,6 +8,9 @@ import type { SnapshotMessage } from '../../src/control/protocol.js';
 import { requireBuild } from '../cli/built-cli.js';
 import { readUntil, starttlsClient } from '../helpers/xmpp-wire.js';
 import { CHILD_ENV, CLI, ONION_DOMAIN, refusedConnection, setup, until } from './fixture.js';
+import { loadBundledMap } from '../../src/onionmap/bundled.js';
+
+const BUNDLED = loadBundledMap().length;
 
 if (!requireBuild(t)) process.exit(1);
 
@@ -57,7 +60,7 @@ t.test('monitor on a terminal (tmux): renders counters, connections and refusals
   await refusedConnection(s.daemon.port);
   await until(() => /accepted 2 +open 1 +relaying 1 +refused 1/.test(term.screen()), 'the counters after two connections', 15_000, 50);
   const screen = term.screen();
-  t.match(screen, /^xmpp-onion-proxy \d+\.\d+\.\d+ · Tor 127\.0\.0\.1:\d+ answers · map gen 1 \(29 entries\) · up \S+ · pid \d+$/m, 'the head line');
+  t.match(screen, new RegExp(`^xmpp-onion-proxy \\d+\\.\\d+\\.\\d+ · Tor 127\\.0\\.0\\.1:\\d+ answers · map gen 1 \\(${BUNDLED + 1} entries\\) · up \\S+ · pid \\d+$`, 'm'), 'the head line');
   t.match(screen, /^CONNECTIONS \(1 open\)$/m);
   t.match(screen, /^ {2}1 +connect-server +onion +starttls +relaying +\d+\S*$/m, 'the open connection');
   t.match(screen, /^REFUSED {2}1 \(client-restricted-xml 1\)$/m);
@@ -92,7 +95,7 @@ t.test('monitor when standard output is not a terminal: one line per event; SIGI
   await refusedConnection(s.daemon.port);
   await until(() => out.includes(' closed '), 'the closed line');
   const lines = out.trimEnd().split('\n');
-  t.match(lines[0], /^\d{4}-\d\d-\d\dT\S+Z snapshot accepted=0 open=0 relaying=0 refused=0 map=1\/29 tor=ok dropped=0$/);
+  t.match(lines[0], new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z snapshot accepted=0 open=0 relaying=0 refused=0 map=1/${BUNDLED + 1} tor=ok dropped=0$`));
   t.match(lines.slice(1), [
     /^\S+Z #1 accepted door=connect-server$/,
     /^\S+Z #1 refused reason=client-restricted-xml$/,
