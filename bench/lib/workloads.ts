@@ -448,6 +448,12 @@ export async function preTlsAtBound(relay: Relay, count: number, settleMs: numbe
 
 /* ---------------------------------------------------------------- round trips over a modelled circuit */
 
+/** A failed connection in a line: the stream error's text when there is one (a diagnostic, not a parser). */
+function whyFailed(error: Error): string {
+  const text = /<text[^>]*>([^<]{1,400})<\/text>/.exec(error.message)?.[1];
+  return text ?? error.message.slice(0, 300);
+}
+
 export interface RoundTripResult {
   /** The circuit's one-way delay, ms. */
   readonly delayMs: number;
@@ -473,7 +479,7 @@ export async function roundTrips(rig: Rig, paths: readonly BenchPath[], count: n
         samples[path.name]!.push(connection.setupMs);
         connection.close();
       } catch (error) {
-        failures.push(`${path.name}: ${(error as Error).message.slice(0, 300)}`);
+        failures.push(`${path.name}: ${whyFailed(error as Error)}`);
       }
     }
   }

@@ -3,6 +3,16 @@ export type EntryStatus = (typeof STATUSES)[number];
 
 export const DEFAULT_CLIENT_PORT = 5222;
 
+export const HTTPS_PORT = 443;
+
+/** HTTPS on an entry's onion: requests for the domain or one of `hosts`, at one of `ports`, go to the onion. */
+export interface HttpsServices {
+  /** Names besides the domain itself (e.g. the upload host), normalised. */
+  readonly hosts: readonly string[];
+  /** The onion's HTTPS ports (e.g. Prosody's 5281). */
+  readonly ports: readonly number[];
+}
+
 /** What the daemon knows about one XMPP domain. */
 export interface MapEntry {
   readonly domain: string;
@@ -21,6 +31,8 @@ export interface MapEntry {
   readonly source?: string;
   /** False for a server that refuses `<starttls/>` sent with the stream header (pipelining). */
   readonly pipelining?: boolean;
+  /** The HTTPS services (HTTP upload, host-meta) the entry's onion serves, for the SOCKS door. */
+  readonly https?: HttpsServices;
   /** The file the entry came from ("bundled" for the map shipped in the package). */
   readonly origin: string;
 }

@@ -16,6 +16,8 @@ export function formatMapJson(entries: readonly MapEntry[]): string {
       status: entry.status,
       ...(entry.note !== undefined ? { note: entry.note } : {}),
       ...(entry.source !== undefined ? { source: entry.source } : {}),
+      ...(entry.pipelining !== undefined ? { pipelining: entry.pipelining } : {}),
+      ...(entry.https ? { https: { ...(entry.https.hosts.length > 0 ? { hosts: entry.https.hosts } : {}), ports: entry.https.ports } } : {}),
     };
   }
   return `${JSON.stringify(out, null, 2)}\n`;

@@ -21,6 +21,10 @@ export const ENTRY_SCHEMA = z.strictObject({
   note: text.optional().describe('what the user is told about this entry'),
   source: text.optional().describe('where the facts come from'),
   pipelining: z.boolean().optional().describe("false: send <starttls/> only after the server's features, for a server that refuses it sent with the stream header"),
+  https: z.strictObject({
+    hosts: z.array(text).optional().describe('names of its HTTPS services besides the domain itself, e.g. the HTTP upload host'),
+    ports: z.array(port).min(1).describe("the HTTPS ports its onion serves (e.g. Prosody's 5281); at the SOCKS door these ports are TLS only"),
+  }).optional().describe("HTTPS services on the entry's onion (HTTP upload, host-meta): the SOCKS door sends them there"),
 });
 
 /** An onions.json file: entries keyed by XMPP domain, and an optional "$schema" for editors. */
@@ -105,6 +109,13 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
     const checked = normalizeDomain(host);
     if (!checked.ok) problem(`host "${host}" is not usable: ${checked.problem}`);
   }
+  const httpsHosts: string[] = [];
+  for (const name of fields.https?.hosts ?? []) {
+    const checked = normalizeDomain(name);
+    if (checked.ok) httpsHosts.push(checked.domain);
+    else problem(`https host "${name}" is not usable: ${checked.problem}`);
+  }
+  if (fields.https && onion === undefined) problem('"https" names services on the onion, and the entry has no "onion"');
   const status: EntryStatus = fields.status ?? (onion !== undefined ? 'active' : 'no-onion');
   if ((status === 'active' || status === 'unverified') && onion === undefined) {
     problem(`status "${status}" needs an "onion"`);
@@ -120,6 +131,8 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
     status,
     ...(note !== undefined ? { note } : {}),
     ...(source !== undefined ? { source } : {}),
+    ...(fields.pipelining !== undefined ? { pipelining: fields.pipelining } : {}),
+    ...(fields.https ? { https: { hosts: httpsHosts, ports: fields.https.ports } } : {}),
     origin,
   };
 }

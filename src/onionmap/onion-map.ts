@@ -4,6 +4,7 @@ import type { MapEntry } from './entry.js';
 export class OnionMap {
   readonly #entries: ReadonlyMap<string, MapEntry>;
   readonly #byOnion: ReadonlyMap<string, MapEntry>;
+  readonly #byHttpsHost: ReadonlyMap<string, MapEntry>;
 
   constructor(entries: Iterable<MapEntry>) {
     const byDomain = new Map<string, MapEntry>();
@@ -12,6 +13,14 @@ export class OnionMap {
     const byOnion = new Map<string, MapEntry>();
     for (const entry of byDomain.values()) if (entry.onion) byOnion.set(entry.onion, entry);
     this.#byOnion = byOnion;
+    const byHttpsHost = new Map<string, MapEntry>();
+    for (const entry of byDomain.values()) for (const host of entry.https?.hosts ?? []) byHttpsHost.set(host, entry);
+    this.#byHttpsHost = byHttpsHost;
+  }
+
+  /** The entry whose HTTPS services answer for `name`: its own domain, or a host its `https` lists. */
+  httpsServiceOf(name: string): MapEntry | undefined {
+    return this.#entries.get(name) ?? this.#byHttpsHost.get(name);
   }
 
   /** The entry whose onion this is (a retired one included: it is kept so that it is never dialled). */

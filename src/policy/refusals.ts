@@ -171,7 +171,7 @@ export const REFUSALS = {
   'socks-timeout': spec<{ seconds: number }>({ condition: 'connection-timeout', text: (a) => `the SOCKS handshake did not finish within ${seconds(a.seconds)}` }),
   'socks-handshake': spec<{ problem: string }>({ condition: 'policy-violation', text: (a) => a.problem }),
   'socks-port-not-allowed': spec<{ port: number }>({ condition: 'policy-violation', socks: R.notAllowed,
-    text: (a) => `port ${a.port} is neither an XMPP client port nor a direct-TLS port (--socks-allow-other-ports passes it through Tor)` }),
+    text: (a) => `port ${a.port} is not an XMPP client port, a direct-TLS port or an HTTPS port (443, or one the map names for a service); --socks-allow-other-ports passes it through Tor unchecked` }),
   'socks-ip-destination': spec({ condition: 'policy-violation', socks: R.notAllowed,
     text: () => 'the client asked for an IP address: it resolved the name itself, outside Tor (set the proxy type to Tor/Privacy so names go to Tor)' }),
   'socks-bad-onion': spec<{ problem: string }>({ condition: 'host-unknown', socks: R.hostUnreachable, text: (a) => a.problem,

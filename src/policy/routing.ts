@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { normalizeDomain } from '../onionmap/domain.js';
-import { DEFAULT_CLIENT_PORT, type EntryStatus } from '../onionmap/entry.js';
+import { DEFAULT_CLIENT_PORT, HTTPS_PORT, type EntryStatus } from '../onionmap/entry.js';
 import { validateOnion } from '../onionmap/onion-address.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
 import { refusal, type Refusal } from './refusals.js';
@@ -73,19 +73,26 @@ function retiredOnion(map: OnionMap, onion: string): { readonly ok: false; reado
   return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
 }
 
-/** What the SOCKS door does with a CONNECT: the STARTTLS policy, TLS from the first byte (XEP-0368), or plain passing. */
-export type SocksMode = 'starttls' | 'direct-tls' | 'passthrough';
+/**
+ * What the SOCKS door does with a CONNECT: the STARTTLS policy; TLS from the first byte, for
+ * XMPP (XEP-0368) or HTTPS (upload, host-meta); or plain passing.
+ */
+export type SocksMode = 'starttls' | 'direct-tls' | 'https' | 'passthrough';
+
+interface SocksRoute {
+  readonly ok: true;
+  readonly route: Route;
+  /** The destination, normalised: what circuits are isolated by. */
+  readonly destination: string;
+}
 
 export type SocksDecision =
-  | {
-      readonly ok: true;
-      readonly mode: SocksMode;
-      readonly route: Route;
-      /** The destination, normalised: what circuits are isolated by. */
-      readonly destination: string;
-      /** For `starttls`: whether the stream's `to` may be served by this destination. */
+  | (SocksRoute & {
+      readonly mode: 'starttls';
+      /** Whether the stream's `to` may be served by this destination. */
       readonly acceptTo: (domain: string) => RouteDecision;
-    }
+    })
+  | (SocksRoute & { readonly mode: Exclude<SocksMode, 'starttls'> })
   | { readonly ok: false; readonly refusal: Refusal };
 
 export interface SocksPolicyOptions extends RouteOptions {
@@ -97,6 +104,8 @@ export interface SocksPolicyOptions extends RouteOptions {
  * any other name through a Tor exit; the port selects the policy.
  */
 export function decideSocksRequest(map: OnionMap, host: string, port: number, options: SocksPolicyOptions): SocksDecision {
+  const https = httpsRequest(map, host, port, options);
+  if (https) return https;
   const target = socksDestination(map, host, options);
   if (!target.ok) return target;
   const entry = target.domain ? map.get(target.domain) : undefined;
@@ -122,6 +131,33 @@ export function decideSocksRequest(map: OnionMap, host: string, port: number, op
     destination: target.name,
     acceptTo: (to) => acceptTo(map, target.name, target.domain, route, to, options),
   };
+}
+
+/**
+ * HTTPS at the SOCKS door: port 443, or a port a map entry names for its onion's HTTPS services.
+ * TLS only, from the first byte. A name the entry lists (its domain, its upload host) goes to
+ * the onion when the onion serves that port; any other name through a Tor exit as named
+ * (refused in onion-only mode). Undefined when the request is not HTTPS.
+ */
+function httpsRequest(map: OnionMap, rawHost: string, port: number, options: SocksPolicyOptions): SocksDecision | undefined {
+  const name = net.isIP(rawHost) === 0 ? normalizeDomain(rawHost) : undefined;
+  const plainName = name?.ok && !name.domain.endsWith('.onion') ? name.domain : undefined;
+  const entry = plainName === undefined ? undefined : map.httpsServiceOf(plainName);
+  const onOnion = entry?.https?.ports.includes(port) === true;
+  if (port !== HTTPS_PORT && !onOnion) return undefined;
+  const https = (route: Route, destination: string): SocksDecision => ({ ok: true, mode: 'https', route, destination });
+  if (plainName === undefined) {
+    // An onion or an address: the general destination rules, at the asked port.
+    const target = socksDestination(map, rawHost, options);
+    return target.ok ? https({ ...target.route, port }, target.name) : target;
+  }
+  if (entry?.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
+  if (onOnion && entry?.onion && (entry.status === 'active' || entry.status === 'unverified')) return https({ kind: 'onion', host: entry.onion, port }, plainName);
+  if (options.onionOnly) {
+    const why = entry?.onion ? `the onion serves no HTTPS on port ${port}` : undefined;
+    return { ok: false, refusal: refusal('route-onion-only', { domain: plainName, ...(why ? { why } : {}) }) };
+  }
+  return https({ kind: 'clearnet', host: plainName, port }, plainName);
 }
 
 type Destination =

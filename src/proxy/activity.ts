@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Refusal } from '../policy/refusals.js';
-import type { Route } from '../policy/routing.js';
+import type { Route, SocksMode } from '../policy/routing.js';
 
 export const ACTIVITY_VERSION = 1;
 
 export type DoorKind = 'connect-server' | 'socks';
 export type ConnectionState = 'negotiating' | 'relaying' | 'closing';
-export type RelayMode = 'starttls' | 'direct-tls' | 'passthrough';
+export type RelayMode = SocksMode;
 
 export interface ConnectionInfo {
   readonly id: number;

@@ -85,7 +85,7 @@ async function route(connection: Connection, options: SocksDoorOptions, request:
  * session connects through Tor as at the connect-server door (header and `<starttls/>` as
  * optimistic data); a Tor failure reaches the client as a stream error in Tor's words.
  */
-function speakXmppAtOnce(connection: Connection, options: SocksDoorOptions, request: Socks5Request, decision: Extract<SocksDecision, { ok: true }>, rest: Buffer): void {
+function speakXmppAtOnce(connection: Connection, options: SocksDoorOptions, request: Socks5Request, decision: Extract<SocksDecision, { mode: 'starttls' }>, rest: Buffer): void {
   connection.client.write(socksReply(SOCKS_REPLY.succeeded));
   const isolationKey = options.isolationKey(request, decision.destination);
   const session = new Session(connection, {
@@ -96,7 +96,7 @@ function speakXmppAtOnce(connection: Connection, options: SocksDoorOptions, requ
   session.feed(rest);
 }
 
-/** After success: a relay (direct TLS checked from its first byte; pass-through not at all). */
+/** After success: a relay (direct TLS and HTTPS checked from the first byte; pass-through not at all). */
 function handOver(connection: Connection, decision: Extract<SocksDecision, { ok: true }>, early: Buffer, limits: SessionLimits): void {
   connection.phase = decision.mode;
   if (decision.mode === 'passthrough') return connection.relay(early, undefined);

@@ -168,7 +168,7 @@ export async function startArena(t: Test, options: ArenaOptions = {}): Promise<A
   t.teardown(() => honest.close());
   const socks = await startSocks5Fixture({
     // An onion goes to the scenario's upstream (a SOCKS client may name one itself).
-    resolve: (host) => (host === `xmpp.${DOMAIN}` || host.endsWith('.onion') ? upstream.port : host === `xmpp.${HONEST_DOMAIN}` ? honest.port : undefined),
+    resolve: (host) => ([`xmpp.${DOMAIN}`, `upload.${DOMAIN}`, DOMAIN].includes(host) || host.endsWith('.onion') ? upstream.port : host === `xmpp.${HONEST_DOMAIN}` ? honest.port : undefined),
   });
   t.teardown(() => socks.close());
   const torPort = options.torPort ? await options.torPort(socks.port, t) : socks.port;

@@ -461,6 +461,44 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    group: 'client',
+    name: 'HTTPS (443, an upload or host-meta) given plain HTTP with a password: cut at the first byte, nothing forwarded',
+    async run(t, arena) {
+      const c = await arena.socksClient();
+      c.write(Buffer.concat([greeting(0), connectName(`upload.${DOMAIN}`, 443), Buffer.from(`PUT /upload HTTP/1.1\r\nAuthorization: Basic ${arena.secrets.sasl}\r\n\r\n`)]));
+      await refusedWith(t, c, OPENED, 'client');
+      const server = await arena.upstream.peer(0);
+      await expectClosed(t, server, 'server');
+      sameText(t, server.text(), '', 'the server got nothing');
+      t.match(arena.socks.requests, [{ host: `upload.${DOMAIN}`, port: 443, atyp: 'domain' }], 'Tor was asked for the name as given, at 443');
+      t.match(arena.daemon.logs().filter((l) => l.msg === 'cut: not TLS'), [{ reason: 'tls-framing-client' }], 'cut as not TLS');
+      await serveHonestSocks(t, arena);
+    },
+  },
+  {
+    group: 'client',
+    name: 'HTTPS (443) with a real ClientHello: relayed, TLS records only, verified against the name asked for',
+    arena: {
+      server: async (peer, pki) => {
+        peer.tlsServer(0, pki.key, pki.cert);
+        await peer.closed;
+      },
+    },
+    async run(t, arena) {
+      const c = await arena.socksClient();
+      c.write(Buffer.concat([greeting(0), connectName(DOMAIN, 443)]));
+      const socksEnd = await c.waitFor(OPENED);
+      const secure = await c.tlsClient(socksEnd, DOMAIN, arena.pki.ca);
+      secure.write(arena.secrets.body);
+      t.equal((await readTls(secure, arena.secrets.body.length)).toString(), arena.secrets.body, 'a round trip inside TLS');
+      secure.destroy();
+      await c.waitForClose();
+      const server = await arena.upstream.peer(0);
+      t.ok(isTlsRecords(server.received), 'the server got TLS records only, from the first byte');
+      t.match(arena.daemon.logs().find((l) => l.msg === 'routing'), { mode: 'https' }, 'routed as HTTPS');
+    },
+  },
+  {
     group: 'server',
     name: 'direct TLS (5223) and a server that answers in plaintext: cut, the client gets nothing after the SOCKS success',
     arena: {
@@ -518,9 +556,9 @@ const scenarios: Scenario[] = [
   },
   {
     group: 'client',
-    name: 'other ports without --socks-allow-other-ports (80, 443, 5269, 0): reply 0x02, Tor never asked',
+    name: 'other ports without --socks-allow-other-ports (80, 5269, 5280, 0): reply 0x02, Tor never asked',
     async run(t, arena) {
-      for (const port of [80, 443, 5269, 0]) {
+      for (const port of [80, 5269, 5280, 0]) {
         const c = await arena.socksClient();
         c.write(Buffer.concat([greeting(0), connectName(DOMAIN, port), Buffer.from(`GET / HTTP/1.1\r\nAuthorization: ${arena.secrets.password}\r\n\r\n`)]));
         await refusedWith(t, c, Buffer.concat([NO_AUTH, reply(2)]), `port ${port}`);

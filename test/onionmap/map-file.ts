@@ -1,6 +1,9 @@
 import t from 'tap';
 import { MapFileError } from '../../src/common/errors.js';
 import { parseMapJson } from '../../src/onionmap/map-file.js';
+import { formatMapJson } from '../../src/onionmap/map-file-writer.js';
+import { OnionMap } from '../../src/onionmap/onion-map.js';
+import { decideRoute } from '../../src/policy/routing.js';
 
 const GOOD = '6voaf7iamjpufgwoulypzwwecsm2nu7j5jpgadav2rfqixmpl4d65kid.onion';
 const CORRUPT = `7${GOOD.slice(1)}`;
@@ -62,6 +65,27 @@ t.test('every problem is collected, each naming the file, the domain and the pro
     /^notobject\.test: expected an object/,
   ]);
   t.equal(error.problems.length, 12, 'one line per problem, thirteen keys (dup.test itself is fine)');
+});
+
+t.test('pipelining and HTTPS services are read, written back the same, and checked', async (t) => {
+  const text = JSON.stringify({
+    'slow.test': { onion: GOOD, pipelining: false },
+    'upload.test': { onion: GOOD, https: { hosts: ['Upload.Upload.TEST'], ports: [5281, 443] } },
+  });
+  const entries = parseMapJson(text, 'f.json');
+  t.match(entries, [
+    { domain: 'slow.test', pipelining: false },
+    { domain: 'upload.test', https: { hosts: ['upload.upload.test'], ports: [5281, 443] } },
+  ]);
+  t.same(parseMapJson(formatMapJson(entries), 'f.json'), entries, 'formatMapJson keeps both');
+  t.match(decideRoute(new OnionMap(entries), 'slow.test', { onionOnly: false }), { ok: true, pipelining: false }, 'the entry turns pipelining off');
+  const error = problemsOf(JSON.stringify({
+    'a.test': { host: 'a.example', https: { ports: [5281] } },
+    'b.test': { onion: GOOD, https: { hosts: ['bad_name'], ports: [5281] } },
+    'c.test': { onion: GOOD, https: { ports: [] } },
+    'd.test': { onion: GOOD, https: { ports: [5281], path: '/x' } },
+  }));
+  t.match(error.problems, [/^a\.test: "https" names services on the onion, and the entry has no "onion"/, /^b\.test: https host "bad_name" is not usable/, /^c\.test: /, /^d\.test: /]);
 });
 
 t.test('problems with the file as a whole', async (t) => {

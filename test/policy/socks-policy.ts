@@ -7,7 +7,7 @@ const OTHER_ONION = 'jabjabdea2eewo3gzfurscj2sjqgddptwumlxi3wur57rzf5itje2rid.on
 /** An onion the map does not know: a client may name it itself. */
 const FREE_ONION = 'fzdx522fvinbaqgwxdet45wryluchpplrkkzkry33um5tufkjd3wdaqd.onion';
 const map = new OnionMap([
-  { domain: 'example.org', onion: ONION, port: 5222, directTlsPort: 5223, status: 'active', origin: 't' },
+  { domain: 'example.org', onion: ONION, port: 5222, directTlsPort: 5223, status: 'active', origin: 't', https: { hosts: ['upload.example.org'], ports: [5281] } },
   { domain: 'calyx.test', host: 'jabber.calyx.test', port: 5222, status: 'no-onion', origin: 't' },
   { domain: 'riseup.net', onion: OTHER_ONION, port: 5222, status: 'retired', note: 'riseup.net retired its XMPP service', origin: 't' },
   { domain: 'local.test', host: '127.0.0.1', port: 15222, status: 'no-onion', origin: 't' },
@@ -41,10 +41,26 @@ t.test('refusals carry the RFC 1928 reply and a reason', async (t) => {
   t.match(decideSocksRequest(map, 'bad_name!', 5222, opts), { ok: false, refusal: { socksReply: 2, code: 'socks-bad-destination' } });
 });
 
+t.test('HTTPS: port 443 and the ports an entry names are TLS only; its names go to its onion where it serves them', async (t) => {
+  t.match(decideSocksRequest(map, 'upload.example.org', 5281, opts), { ok: true, mode: 'https', route: { kind: 'onion', host: ONION, port: 5281 }, destination: 'upload.example.org' });
+  t.match(decideSocksRequest(map, 'EXAMPLE.org', 5281, opts), { ok: true, mode: 'https', route: { kind: 'onion', host: ONION, port: 5281 } }, 'the domain itself (host-meta)');
+  t.match(decideSocksRequest(map, 'example.org', 443, opts), { ok: true, mode: 'https', route: { kind: 'clearnet', host: 'example.org', port: 443 } }, 'the onion does not serve 443: through a Tor exit');
+  t.match(decideSocksRequest(map, 'upload.other.test', 443, opts), { ok: true, mode: 'https', route: { kind: 'clearnet', host: 'upload.other.test', port: 443 } }, 'any name at 443, as named');
+  t.match(decideSocksRequest(map, 'upload.other.test', 5281, opts), { ok: false, refusal: { code: 'socks-port-not-allowed', socksReply: 2 } }, '5281 is HTTPS only for the names of an entry that says so');
+  t.match(decideSocksRequest(map, FREE_ONION, 443, opts), { ok: true, mode: 'https', route: { kind: 'onion', host: FREE_ONION, port: 443 } });
+  t.match(decideSocksRequest(map, 'riseup.net', 443, opts), { ok: false, refusal: { code: 'route-retired' } });
+  t.match(decideSocksRequest(map, '203.0.113.9', 443, opts), { ok: false, refusal: { code: 'socks-ip-destination' } });
+  t.match(decideSocksRequest(map, 'bad_name!', 443, opts), { ok: false, refusal: { code: 'socks-bad-destination' } });
+  const onionOnly = { ...opts, onionOnly: true };
+  t.match(decideSocksRequest(map, 'upload.example.org', 5281, onionOnly), { ok: true, route: { kind: 'onion' } });
+  t.match(decideSocksRequest(map, 'upload.example.org', 443, onionOnly), { ok: false, refusal: { code: 'route-onion-only', text: 'upload.example.org has no usable onion service, and onion-only mode forbids going through a Tor exit. The onion serves no HTTPS on port 443' } });
+  t.match(decideSocksRequest(map, 'unmapped.test', 443, onionOnly), { ok: false, refusal: { code: 'route-onion-only', text: /No onion service is known for it$/ } });
+});
+
 t.test("the stream's to must be a domain the destination serves", async (t) => {
   const accept = (host: string, to: string): unknown => {
     const d = decideSocksRequest(map, host, 5222, opts);
-    if (!d.ok) throw new Error('refused');
+    if (!d.ok || d.mode !== 'starttls') throw new Error('refused');
     return d.acceptTo(to);
   };
   t.match(accept('example.org', 'example.org'), { ok: true });
