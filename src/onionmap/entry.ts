@@ -5,11 +5,14 @@ export const DEFAULT_CLIENT_PORT = 5222;
 
 export const HTTPS_PORT = 443;
 
-/** HTTPS on an entry's onion: requests for the domain or one of `hosts`, at one of `ports`, go to the onion. */
+/**
+ * An entry's HTTPS services: requests for the domain or one of `hosts`, at one of `ports`, are
+ * TLS only at the SOCKS door, and go to the entry's onion when it has a usable one.
+ */
 export interface HttpsServices {
   /** Names besides the domain itself (e.g. the upload host), normalised. */
   readonly hosts: readonly string[];
-  /** The onion's HTTPS ports (e.g. Prosody's 5281). */
+  /** Its HTTPS ports (e.g. Prosody's 5281); 443 is HTTPS for every name anyway. */
   readonly ports: readonly number[];
 }
 
@@ -31,7 +34,7 @@ export interface MapEntry {
   readonly source?: string;
   /** False for a server that refuses `<starttls/>` sent with the stream header (pipelining). */
   readonly pipelining?: boolean;
-  /** The HTTPS services (HTTP upload, host-meta) the entry's onion serves, for the SOCKS door. */
+  /** The entry's HTTPS services (HTTP upload, host-meta), for the SOCKS door. */
   readonly https?: HttpsServices;
   /** The file the entry came from ("bundled" for the map shipped in the package). */
   readonly origin: string;

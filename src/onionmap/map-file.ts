@@ -23,8 +23,8 @@ export const ENTRY_SCHEMA = z.strictObject({
   pipelining: z.boolean().optional().describe("false: send <starttls/> only after the server's features, for a server that refuses it sent with the stream header"),
   https: z.strictObject({
     hosts: z.array(text).optional().describe('names of its HTTPS services besides the domain itself, e.g. the HTTP upload host'),
-    ports: z.array(port).min(1).describe("the HTTPS ports its onion serves (e.g. Prosody's 5281); at the SOCKS door these ports are TLS only"),
-  }).optional().describe("HTTPS services on the entry's onion (HTTP upload, host-meta): the SOCKS door sends them there"),
+    ports: z.array(port).min(1).describe("its HTTPS ports besides 443 (e.g. Prosody's 5281): TLS only at the SOCKS door, and sent to the entry's onion when it has one"),
+  }).optional().describe("the entry's HTTPS services (HTTP upload, host-meta): at the SOCKS door, TLS only; to the onion when there is one"),
 });
 
 /** An onions.json file: entries keyed by XMPP domain, and an optional "$schema" for editors. */
@@ -115,7 +115,6 @@ function parseEntry(key: string, value: unknown, origin: string, problems: strin
     if (checked.ok) httpsHosts.push(checked.domain);
     else problem(`https host "${name}" is not usable: ${checked.problem}`);
   }
-  if (fields.https && onion === undefined) problem('"https" names services on the onion, and the entry has no "onion"');
   const status: EntryStatus = fields.status ?? (onion !== undefined ? 'active' : 'no-onion');
   if ((status === 'active' || status === 'unverified') && onion === undefined) {
     problem(`status "${status}" needs an "onion"`);

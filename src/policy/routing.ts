@@ -134,17 +134,17 @@ export function decideSocksRequest(map: OnionMap, host: string, port: number, op
 }
 
 /**
- * HTTPS at the SOCKS door: port 443, or a port a map entry names for its onion's HTTPS services.
- * TLS only, from the first byte. A name the entry lists (its domain, its upload host) goes to
- * the onion when the onion serves that port; any other name through a Tor exit as named
- * (refused in onion-only mode). Undefined when the request is not HTTPS.
+ * HTTPS at the SOCKS door: port 443, or a port a map entry names for its HTTPS services. TLS
+ * only, from the first byte. A name the entry lists (its domain, its upload host) at such a port
+ * goes to the entry's onion when it has a usable one; any other request through a Tor exit to
+ * the name as given (refused in onion-only mode). Undefined when the request is not HTTPS.
  */
 function httpsRequest(map: OnionMap, rawHost: string, port: number, options: SocksPolicyOptions): SocksDecision | undefined {
   const name = net.isIP(rawHost) === 0 ? normalizeDomain(rawHost) : undefined;
   const plainName = name?.ok && !name.domain.endsWith('.onion') ? name.domain : undefined;
   const entry = plainName === undefined ? undefined : map.httpsServiceOf(plainName);
-  const onOnion = entry?.https?.ports.includes(port) === true;
-  if (port !== HTTPS_PORT && !onOnion) return undefined;
+  const named = entry?.https?.ports.includes(port) === true;
+  if (port !== HTTPS_PORT && !named) return undefined;
   const https = (route: Route, destination: string): SocksDecision => ({ ok: true, mode: 'https', route, destination });
   if (plainName === undefined) {
     // An onion or an address: the general destination rules, at the asked port.
@@ -152,7 +152,7 @@ function httpsRequest(map: OnionMap, rawHost: string, port: number, options: Soc
     return target.ok ? https({ ...target.route, port }, target.name) : target;
   }
   if (entry?.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
-  if (onOnion && entry?.onion && (entry.status === 'active' || entry.status === 'unverified')) return https({ kind: 'onion', host: entry.onion, port }, plainName);
+  if (named && entry?.onion && (entry.status === 'active' || entry.status === 'unverified')) return https({ kind: 'onion', host: entry.onion, port }, plainName);
   if (options.onionOnly) {
     const why = entry?.onion ? `the onion serves no HTTPS on port ${port}` : undefined;
     return { ok: false, refusal: refusal('route-onion-only', { domain: plainName, ...(why ? { why } : {}) }) };

@@ -71,21 +71,22 @@ t.test('pipelining and HTTPS services are read, written back the same, and check
   const text = JSON.stringify({
     'slow.test': { onion: GOOD, pipelining: false },
     'upload.test': { onion: GOOD, https: { hosts: ['Upload.Upload.TEST'], ports: [5281, 443] } },
+    'clear.test': { host: 'xmpp.clear.test', https: { ports: [8443] } },
   });
   const entries = parseMapJson(text, 'f.json');
   t.match(entries, [
     { domain: 'slow.test', pipelining: false },
     { domain: 'upload.test', https: { hosts: ['upload.upload.test'], ports: [5281, 443] } },
+    { domain: 'clear.test', https: { hosts: [], ports: [8443] } },
   ]);
   t.same(parseMapJson(formatMapJson(entries), 'f.json'), entries, 'formatMapJson keeps both');
   t.match(decideRoute(new OnionMap(entries), 'slow.test', { onionOnly: false }), { ok: true, pipelining: false }, 'the entry turns pipelining off');
   const error = problemsOf(JSON.stringify({
-    'a.test': { host: 'a.example', https: { ports: [5281] } },
     'b.test': { onion: GOOD, https: { hosts: ['bad_name'], ports: [5281] } },
     'c.test': { onion: GOOD, https: { ports: [] } },
     'd.test': { onion: GOOD, https: { ports: [5281], path: '/x' } },
   }));
-  t.match(error.problems, [/^a\.test: "https" names services on the onion, and the entry has no "onion"/, /^b\.test: https host "bad_name" is not usable/, /^c\.test: /, /^d\.test: /]);
+  t.match(error.problems, [/^b\.test: https host "bad_name" is not usable/, /^c\.test: /, /^d\.test: /]);
 });
 
 t.test('problems with the file as a whole', async (t) => {

@@ -8,7 +8,7 @@ const OTHER_ONION = 'jabjabdea2eewo3gzfurscj2sjqgddptwumlxi3wur57rzf5itje2rid.on
 const FREE_ONION = 'fzdx522fvinbaqgwxdet45wryluchpplrkkzkry33um5tufkjd3wdaqd.onion';
 const map = new OnionMap([
   { domain: 'example.org', onion: ONION, port: 5222, directTlsPort: 5223, status: 'active', origin: 't', https: { hosts: ['upload.example.org'], ports: [5281] } },
-  { domain: 'calyx.test', host: 'jabber.calyx.test', port: 5222, status: 'no-onion', origin: 't' },
+  { domain: 'calyx.test', host: 'jabber.calyx.test', port: 5222, status: 'no-onion', origin: 't', https: { hosts: ['share.calyx.test'], ports: [8443] } },
   { domain: 'riseup.net', onion: OTHER_ONION, port: 5222, status: 'retired', note: 'riseup.net retired its XMPP service', origin: 't' },
   { domain: 'local.test', host: '127.0.0.1', port: 15222, status: 'no-onion', origin: 't' },
 ]);
@@ -47,6 +47,8 @@ t.test('HTTPS: port 443 and the ports an entry names are TLS only; its names go 
   t.match(decideSocksRequest(map, 'example.org', 443, opts), { ok: true, mode: 'https', route: { kind: 'clearnet', host: 'example.org', port: 443 } }, 'the onion does not serve 443: through a Tor exit');
   t.match(decideSocksRequest(map, 'upload.other.test', 443, opts), { ok: true, mode: 'https', route: { kind: 'clearnet', host: 'upload.other.test', port: 443 } }, 'any name at 443, as named');
   t.match(decideSocksRequest(map, 'upload.other.test', 5281, opts), { ok: false, refusal: { code: 'socks-port-not-allowed', socksReply: 2 } }, '5281 is HTTPS only for the names of an entry that says so');
+  t.match(decideSocksRequest(map, 'share.calyx.test', 8443, opts), { ok: true, mode: 'https', route: { kind: 'clearnet', host: 'share.calyx.test', port: 8443 } }, 'no onion: a Tor exit to the name as given, TLS only');
+  t.match(decideSocksRequest(map, 'share.calyx.test', 8443, { ...opts, onionOnly: true }), { ok: false, refusal: { code: 'route-onion-only' } });
   t.match(decideSocksRequest(map, FREE_ONION, 443, opts), { ok: true, mode: 'https', route: { kind: 'onion', host: FREE_ONION, port: 443 } });
   t.match(decideSocksRequest(map, 'riseup.net', 443, opts), { ok: false, refusal: { code: 'route-retired' } });
   t.match(decideSocksRequest(map, '203.0.113.9', 443, opts), { ok: false, refusal: { code: 'socks-ip-destination' } });
