@@ -44,6 +44,8 @@ export interface ProsodyOptions {
   startTimeoutMs?: number;
   /** Listen on these ports (e.g. an onion service's targets) instead of free ones. */
   ports?: { c2s: number; directTls?: number };
+  /** HTTP upload (XEP-0363, mod_http_file_share) as `upload.<domain>`, served on an HTTPS and an HTTP port. */
+  httpUpload?: boolean;
 }
 
 export interface Prosody {
@@ -54,6 +56,8 @@ export interface Prosody {
   c2sPort: number;
   /** Direct TLS c2s port on 127.0.0.1, when asked for. */
   directTlsPort?: number;
+  /** With `httpUpload`: the upload component's name and Prosody's HTTPS and HTTP ports on 127.0.0.1. */
+  upload?: { domain: string; httpsPort: number; httpPort: number };
   caCertPath: string;
   caCert: string;
   /** The private temp folder (config, data, certs, pid, log). Removed by stop(). */
@@ -259,6 +263,7 @@ interface ConfigInput {
   mucDomain?: string;
   c2sPort: number;
   directTlsPort?: number;
+  upload?: { domain: string; httpsPort: number; httpPort: number };
   certPath: string;
   keyPath: string;
   logPath: string;
@@ -288,8 +293,11 @@ function prosodyConfig(c: ConfigInput): string {
     's2s_ports = { }',
     's2s_direct_tls_ports = { }',
     'component_ports = { }',
-    'http_ports = { }',
-    'https_ports = { }',
+    `http_ports = ${luaPorts(c.upload ? [c.upload.httpPort] : [])}`,
+    `https_ports = ${luaPorts(c.upload ? [c.upload.httpsPort] : [])}`,
+    'http_interfaces = { "127.0.0.1" }',
+    'https_interfaces = { "127.0.0.1" }',
+    `https_ssl = ${ssl}`,
     'proxy65_ports = { }',
     '',
     'c2s_require_encryption = true',
@@ -301,7 +309,7 @@ function prosodyConfig(c: ConfigInput): string {
     '-- Only what clients in the tests need. posix is auto-loaded anyway (pidfile, signals).',
     'modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; }',
     '-- s2s is auto-loaded and is what would do DNS (SRV/A) and listen on 5269.',
-    'modules_disabled = { "s2s"; "s2s_auth_certs"; "s2s_bidi"; "dialback"; "admin_socket"; "admin_telnet"; "http"; "bosh"; "websocket"; "register"; "register_ibr"; "proxy65"; }',
+    `modules_disabled = { "s2s"; "s2s_auth_certs"; "s2s_bidi"; "dialback"; "admin_socket"; "admin_telnet"; ${c.upload ? '' : '"http"; '}"bosh"; "websocket"; "register"; "register_ibr"; "proxy65"; }`,
     '',
     `log = { { levels = { min = ${lua(c.logLevel)} }; to = "file"; filename = ${lua(c.logPath)}; } }`,
     '',
@@ -317,6 +325,14 @@ function prosodyConfig(c: ConfigInput): string {
       `  ssl = ${ssl}`,
       '  muc_room_locking = false -- no configuration form on a first join',
       '  restrict_room_creation = false',
+    );
+  }
+  if (c.upload !== undefined) {
+    lines.push(
+      '',
+      `Component ${lua(c.upload.domain)} "http_file_share"`,
+      `  ssl = ${ssl}`,
+      '  http_file_share_size_limit = 1048576',
     );
   }
   return `${lines.join('\n')}\n`;
@@ -432,6 +448,8 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
       const [c2sPort, directPort] = opts.ports ? [opts.ports.c2s, opts.ports.directTls] : await freePorts(opts.directTls ? 2 : 1);
       if (c2sPort === undefined) throw new Error('freePorts returned nothing');
       const directTlsPort = opts.directTls ? directPort : undefined;
+      const [httpsPort, httpPort] = opts.httpUpload ? await freePorts(2) : [];
+      const upload = httpsPort !== undefined && httpPort !== undefined ? { domain: `upload.${domain}`, httpsPort, httpPort } : undefined;
       await writeFile(
         configPath,
         prosodyConfig({
@@ -439,6 +457,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
           logPath, pidPath, dataPath, logLevel: opts.logLevel ?? 'debug',
           ...(mucDomain !== undefined ? { mucDomain } : {}),
           ...(directTlsPort !== undefined ? { directTlsPort } : {}),
+          ...(upload !== undefined ? { upload } : {}),
         }),
       );
       if (attempt === 1) await registerUsers(configPath, domain, users);
@@ -483,7 +502,8 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
         // 'Activated service …' is logged at info level; with a quieter log, trust the probe.
         (logLevel !== 'debug' && logLevel !== 'info') ||
         (log.includes(`Activated service 'c2s' on [127.0.0.1]:${c2sPort}`) &&
-          (directTlsPort === undefined || log.includes(`Activated service 'c2s_direct_tls' on [127.0.0.1]:${directTlsPort}`)));
+          (directTlsPort === undefined || log.includes(`Activated service 'c2s_direct_tls' on [127.0.0.1]:${directTlsPort}`)) &&
+          (upload === undefined || log.includes(`Activated service 'https' on [127.0.0.1]:${upload.httpsPort}`)));
       let clash = false;
       let lastError = '(no probe yet)';
       for (;;) {
@@ -540,6 +560,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Prosody> 
         ...(mucDomain !== undefined ? { mucDomain } : {}),
         c2sPort,
         ...(directTlsPort !== undefined ? { directTlsPort } : {}),
+        ...(upload !== undefined ? { upload } : {}),
         caCertPath: pki.caCertPath,
         caCert: pki.caCert,
         dir,
