@@ -14,15 +14,13 @@
  *   server) fail at once on loopback instead of leaving the machine.
  * - Auto-login comes from `<settings ui='gnt-purple'>` in accounts.xml (Pidgin writes
  *   `ui='gtk-gaim'`), written by the test.
- * - The tmux server runs in the foreground (`-D`) as a child tied to this process (killed with
- *   it), on a socket in `workDir`; finch goes when its session or the server goes.
- * - Screens are read with `capture-pane`; waits poll the screen, bounded by a deadline.
+ * - tmux as in test/helpers/tmux.ts.
  */
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { exited, spawnTied, terminate } from './prosody.js';
 import { runCommand } from './run-command.js';
+import { startInTmux } from './tmux.js';
 
 export interface FinchOptions {
   /** libpurple's settings folder (`finch -c`), holding accounts.xml. */
@@ -48,8 +46,6 @@ export interface Finch {
   stop(): Promise<void>;
 }
 
-const SESSION = 'finch';
-
 export async function startFinch(options: FinchOptions): Promise<Finch> {
   for (const tool of ['finch', 'tmux', 'unshare']) {
     if ((await runCommand('sh', ['-c', `command -v ${tool}`])).code !== 0) throw new Error(`${tool} is not installed (Debian: apt install finch tmux util-linux)`);
@@ -65,68 +61,26 @@ export async function startFinch(options: FinchOptions): Promise<Finch> {
   const home = path.join(options.workDir, 'home');
   mkdirSync(home, { recursive: true });
 
-  const socket = path.join(options.workDir, 'tmux.sock');
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', TERM: 'xterm-256color' };
-  const server = spawnTied('tmux', ['-S', socket, '-f', '/dev/null', '-D'], { stdio: 'ignore', env });
-  const tmux = (...args: string[]): ReturnType<typeof runCommand> => runCommand('tmux', ['-S', socket, ...args], { env, timeoutMs: 10_000 });
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(socket)) {
-    if (server.exitCode !== null || Date.now() > deadline) throw new Error('the tmux server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
   const script = 'mount --bind "$1" /etc/ssl/certs && mount --bind "$2" /etc/hosts && mount --bind "$3" /etc/resolv.conf && exec finch -c "$4"';
-  const started = await tmux('new-session', '-d', '-s', SESSION, '-x', String(options.columns ?? 200), '-y', String(options.rows ?? 50),
-    'unshare', '-m', 'sh', '-c', script, 'sh', certs, hosts, resolv, options.purpleDir);
-  if (started.code !== 0) {
-    await terminate(server);
-    throw new Error(`tmux new-session failed: ${started.stderr}`);
-  }
-
-  const capture = async (colors: boolean): Promise<string> => {
-    const result = await tmux('capture-pane', '-p', ...(colors ? ['-e'] : []), '-t', SESSION);
-    return result.code === 0 ? result.stdout : `(no screen: ${result.stderr.trim()})`;
-  };
-  const waitFor = async (test: (screen: string) => boolean, what: string, timeoutMs: number, colors = false): Promise<string> => {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const screen = await capture(colors);
-      if (test(screen)) return screen;
-      if (Date.now() > until) throw new Error(`finch: no ${what} within ${timeoutMs} ms; the screen:\n${await capture(false)}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
-  let stopping: Promise<void> | undefined;
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', TERM: 'xterm-256color' };
+  const app = await startInTmux({
+    workDir: options.workDir, env, name: 'finch', columns: options.columns ?? 200, rows: options.rows ?? 50,
+    command: ['unshare', '-m', 'sh', '-c', script, 'sh', certs, hosts, resolv, options.purpleDir],
+  });
   return {
-    screen: () => capture(false),
-    waitForScreen: (match, timeoutMs = 20_000) =>
-      waitFor((screen) => (typeof match === 'string' ? screen.includes(match) : match.test(screen)), String(match), timeoutMs),
-    sendKeys: async (...keys) => {
-      const sent = await tmux('send-keys', '-t', SESSION, ...keys);
-      if (sent.code !== 0) throw new Error(`tmux send-keys: ${sent.stderr}`);
-    },
+    screen: () => app.screen(),
+    waitForScreen: (match, timeoutMs) => app.waitForScreen(match, timeoutMs),
+    sendKeys: (...keys) => app.sendKeys(...keys),
     focusWindow: async (title) => {
       // gnt draws the focused window's title white on blue (SGR 44); the others are not blue.
       const focused = new RegExp(`\\x1b\\[[0-9;]*44m(?:\\x1b\\[[0-9;]*m)*${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
       for (let tries = 0; tries < 8; tries++) {
-        if (focused.test(await capture(true))) return;
-        await tmux('send-keys', '-t', SESSION, 'M-n');
+        if (focused.test(await app.screen(true))) return;
+        await app.sendKeys('M-n');
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      throw new Error(`finch: could not focus the window "${title}"; the screen:\n${await capture(false)}`);
+      throw new Error(`finch: could not focus the window "${title}"; the screen:\n${await app.screen()}`);
     },
-    stop: () => {
-      stopping ??= (async () => {
-        // The session first, while the server lives to reap finch (an orphan would stay a
-        // zombie where PID 1 does not reap), then the server.
-        const pid = Number((await tmux('display-message', '-p', '-t', SESSION, '#{pane_pid}')).stdout.trim());
-        await tmux('kill-session', '-t', SESSION);
-        const until = Date.now() + 5000;
-        while (pid > 0 && existsSync(`/proc/${pid}`) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-        await tmux('kill-server');
-        await terminate(server);
-        await exited(server);
-      })();
-      return stopping;
-    },
+    stop: () => app.stop(),
   };
 }
