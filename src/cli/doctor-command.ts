@@ -17,13 +17,14 @@ interface DoctorFlags {
   socks?: string;
   map?: string;
   purpleDir: string;
+  profanityDir?: string;
 }
 
 /** `xmpp-onion-proxy doctor`: loaded only when asked for. */
 export function buildDoctorProgram(): Command {
   const program = new Command('doctor')
     .name('xmpp-onion-proxy doctor')
-    .description('Check what the daemon and Pidgin need, with ✓ or ✗ and a fix for each ✗. Give it the options you give the daemon.')
+    .description('Check what the daemon and your XMPP clients (Pidgin, Profanity, Poezio; Gajim and Dino when found) need, with ✓ or ✗ and a fix for each ✗. Give it the options you give the daemon.')
     .option('--config <file>', "the daemon's --config file (its tor, listen, socks and map are checked)")
     .option('--tor <host:port|unix:path>', `Tor's SOCKS port [${DEFAULTS.tor}]`)
     .option('--tor-control <host:port>', "Tor's ControlPort on this machine: also check that Tor has bootstrapped")
@@ -32,6 +33,7 @@ export function buildDoctorProgram(): Command {
     .option('--socks <host:port>', 'the SOCKS door, if the daemon opens one')
     .option('--map <file>', 'the JSON map the daemon is given')
     .option('--purple-dir <dir>', "Pidgin's settings folder", defaultPurpleDir())
+    .option('--profanity-dir <dir>', "Profanity's data folder (default: $XDG_DATA_HOME/profanity)")
     .addHelpText('after', '\nExit codes: 0 every check passed, 1 something to fix, 2 usage.')
     .action((flags: DoctorFlags) => runDeployStep(async () => {
       const file: DaemonOptions = flags.config ? readConfigFile(flags.config) : {};
@@ -49,6 +51,7 @@ export function buildDoctorProgram(): Command {
         ...(socks !== undefined ? { socksDoor: parseDoorAddress('socks', socks, '--socks') } : {}),
         ...(map !== undefined ? { mapFile: map } : {}),
         purpleDir: flags.purpleDir,
+        ...(flags.profanityDir !== undefined ? { profanityDir: flags.profanityDir } : {}),
       });
       const failed = lines.filter((line) => line.status === 'fail').length;
       process.stdout.write(formatCheckLines(lines));

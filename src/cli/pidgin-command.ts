@@ -24,7 +24,13 @@ export function buildPidginProgram(): Command {
     .description('Set Pidgin (and finch: the same libpurple settings) to reach XMPP only through this daemon.')
     .addHelpText('after', '\nExit codes: 0 done (or nothing to change), 1 could not (Pidgin running, no such account, …), 2 usage.');
   program.exitOverride();
-  program.command('configure')
+  addPidginConfigure(program.command('configure'));
+  return program;
+}
+
+/** The options and action of `pidgin configure`, also `configure pidgin`. */
+export function addPidginConfigure(command: Command): Command {
+  return command
     .description("set the XMPP accounts in accounts.xml for one of the daemon's doors, with connection security \"require encryption\"; keeps a backup")
     .option('--account <jid>', 'only this XMPP account (default: every XMPP account)')
     .addOption(new Option('--door <door>', 'socks: Pidgin uses the daemon as its Tor proxy (certificate checked against your domain); connect-server: Pidgin connects to 127.0.0.1').choices(DOOR_KINDS).default('socks'))
@@ -39,7 +45,6 @@ export function buildPidginProgram(): Command {
       process.stdout.write(formatPidginReport(report, flags.dryRun === true));
       return 0;
     }));
-  return program;
 }
 
 export async function runPidgin(args: readonly string[]): Promise<void> {

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
 
 /*
  * Reading /proc, where entries vanish while we look and most of another user's are closed to
@@ -27,4 +28,10 @@ export function linkOrUndefined(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A process that has exited and not been reaped yet (state Z in /proc/PID/stat). */
+export function isZombie(procDir: string): boolean {
+  const stat = readOrUndefined(path.join(procDir, 'stat')) ?? '';
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
 }

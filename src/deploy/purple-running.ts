@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { linkOrUndefined, listOrEmpty, readOrUndefined } from './proc-files.js';
+import { isZombie, linkOrUndefined, listOrEmpty, readOrUndefined } from './proc-files.js';
 
 /** A running libpurple program; it rewrites accounts.xml when it quits, undoing any edit. */
 export interface PurpleClient {
@@ -60,11 +60,6 @@ function configDirOf(args: readonly string[], procDir: string): string | undefin
 }
 
 /** A process that has exited but not been reaped yet (state Z in /proc/PID/stat) writes nothing any more. */
-function isZombie(procDir: string): boolean {
-  const stat = readOrUndefined(path.join(procDir, 'stat')) ?? '';
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-}
-
 function identity(dir: string): string | undefined {
   const stat = statSync(dir, { throwIfNoEntry: false });
   return stat ? `${stat.dev}:${stat.ino}` : undefined;

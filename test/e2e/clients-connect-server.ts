@@ -11,7 +11,8 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { createTestPki } from '../helpers/certs.js';
 import { startDaemonProcess } from '../helpers/daemon-process.js';
-import { startProfanity } from '../helpers/profanity.js';
+import { startProfanity, writeProfanityAccount } from '../helpers/profanity.js';
+import { runCli } from '../cli/built-cli.js';
 import { startProsody } from '../helpers/prosody.js';
 import { runPythonClient } from '../helpers/python-client.js';
 import { startSocks5Fixture } from '../helpers/socks5-server.js';
@@ -70,7 +71,18 @@ t.test('slixmpp checks the certificate against the JID\'s domain, not the connec
 t.test('Profanity (libstrophe) with server 127.0.0.1, port and tls force: logs in through the door, message delivered', async (t) => {
   const body = `profanity ${randomBytes(4).toString('hex')}`;
   const receiver = await bobWaiting(t);
-  const profanity = await startProfanity({ workDir: await mkdtemp(path.join(dir, 'profanity-')), caCertPath: prosody.caCertPath, jid: 'alice@example.test', password: alicePassword, server: '127.0.0.1', port: daemon.port });
+  // The account as a user adds it, then set by `configure profanity` (the built command).
+  const workDir = await mkdtemp(path.join(dir, 'profanity-'));
+  const dataDir = writeProfanityAccount({ workDir, caCertPath: prosody.caCertPath, jid: 'alice@example.test', password: alicePassword, settings: { port: '5222' } });
+  const configured = await runCli(['configure', 'profanity', '--data-dir', dataDir, '--listen', `127.0.0.1:${daemon.port}`]);
+  t.equal(configured.code, 0, configured.stderr);
+  t.match(configured.stdout, new RegExp(`server: \\(not set\\) → 127\\.0\\.0\\.1\\n    port: 5222 → ${daemon.port}\\n    tls\\.policy: \\(not set\\) → force`));
+  t.notOk(configured.stdout.includes(alicePassword), 'no password printed');
+  const again = await runCli(['configure', 'profanity', '--data-dir', dataDir, '--listen', `127.0.0.1:${daemon.port}`]);
+  t.match(again.stdout, /already set, nothing to change\nNothing to change\.\n$/, 'a second run changes nothing');
+  const doctor = await runCli(['doctor', '--listen', `127.0.0.1:${daemon.port}`, '--tor', `127.0.0.1:${tor.port}`, '--profanity-dir', dataDir, '--purple-dir', path.join(workDir, 'no-pidgin')]);
+  t.match(doctor.stdout, new RegExp(`✓ Profanity alice@example\\.test: the connect-server door 127\\.0\\.0\\.1:${daemon.port}, tls force`), 'doctor agrees');
+  const profanity = await startProfanity({ workDir, caCertPath: prosody.caCertPath, jid: 'alice@example.test' });
   t.teardown(() => profanity.stop());
   await profanity.waitForScreen(/logged in successfully/i, 30_000);
   await profanity.sendKeys(`/msg bob@example.test ${body}`, 'Enter');
@@ -83,7 +95,9 @@ t.test('libstrophe checks the certificate: a CA it does not trust stops the logi
   const otherDir = await mkdtemp(path.join(os.tmpdir(), 'xop-otherca-'));
   t.teardown(() => rm(otherDir, { recursive: true, force: true }));
   const other = await createTestPki(otherDir, ['example.test']);
-  const profanity = await startProfanity({ workDir: await mkdtemp(path.join(dir, 'profanity-')), caCertPath: other.caCertPath, jid: 'alice@example.test', password: alicePassword, server: '127.0.0.1', port: daemon.port });
+  const workDir = await mkdtemp(path.join(dir, 'profanity-'));
+  writeProfanityAccount({ workDir, caCertPath: other.caCertPath, jid: 'alice@example.test', password: alicePassword, settings: { server: '127.0.0.1', port: String(daemon.port), 'tls.policy': 'force' } });
+  const profanity = await startProfanity({ workDir, caCertPath: other.caCertPath, jid: 'alice@example.test' });
   t.teardown(() => profanity.stop());
   const screen = await profanity.waitForScreen(/Use '\/tls deny' to reject this certificate/, 30_000);
   t.match(screen, /TLS certificate verification failed: unable to get local issuer certificate/);
