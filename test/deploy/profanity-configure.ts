@@ -64,7 +64,7 @@ t.test('every account set for the connect-server door; a second run changes noth
   t.same(readdirSync(dir).sort(), ['accounts', 'accounts.20260102T030405Z.bak']);
   t.equal(readFileSync(path.join(dir, 'accounts.20260102T030405Z.bak'), 'utf8'), SAMPLE, 'the backup is the old file');
   const text = formatProfanityReport(report);
-  t.match(text, /alice@example\.org:\n    server: \(not set\) → 127\.0\.0\.1\n    port: 5223 → 5222\n    tls\.policy: allow → force/);
+  t.match(text, /alice@example\.org:\n {4}server: \(not set\) → 127\.0\.0\.1\n {4}port: 5223 → 5222\n {4}tls\.policy: allow → force/);
   t.notOk(text.includes(PASSWORD), 'no password printed');
   const again = configureProfanity({ dataDir: dir, door: CONNECT, now: NOW, procRoot: path.join(tmp, 'no-proc') });
   t.notOk(again.written);
