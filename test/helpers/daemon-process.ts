@@ -21,13 +21,14 @@ export interface DaemonProcess {
 
 /**
  * The built daemon as a child process, listening on 127.0.0.1 port 0 unless `args` say
- * otherwise; the port is read from its start-up line, so no port is guessed.
+ * otherwise; the port is read from its start-up line, so no port is guessed. `command` runs
+ * another build of it (an installed package, the one-file build) instead of dist/cli/main.js.
  */
-export async function startDaemonProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+export async function startDaemonProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}, command: readonly string[] = [process.execPath, CLI]): Promise<DaemonProcess> {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
   // No test daemon reads the machine's own /etc or ~ map files.
   const isolated = { ...process.env, XMPP_ONION_PROXY_SYSTEM_MAP: '', XMPP_ONION_PROXY_USER_MAP: '', XDG_RUNTIME_DIR: '', ...env };
-  const child = spawnTied(process.execPath, [CLI, ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: isolated });
+  const child = spawnTied(command[0]!, [...command.slice(1), ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: isolated });
   const { logs, rawLogs, stderr, waitForLog } = watchDaemonOutput(child);
   const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
   return {
