@@ -4,6 +4,9 @@ import type { EventMessage, ReloadMessage, SnapshotMessage } from '../../src/con
 import { requireBuild } from '../cli/built-cli.js';
 import { clientHeader, connect, readToClose, readUntil, starttlsClient } from '../helpers/xmpp-wire.js';
 import { CLEAR_DOMAIN, ONION, ONION_DOMAIN, refusedConnection, runCli, setup, until, watcher } from './fixture.js';
+import { loadBundledMap } from '../../src/onionmap/bundled.js';
+
+const BUNDLED = loadBundledMap().length;
 
 if (!requireBuild(t)) process.exit(1);
 
@@ -70,7 +73,7 @@ t.test('status after good and refused connections; event order; domains only whe
     version: 1,
     daemon: { version: /^\d+\.\d+\.\d+/, pid: daemon.child.pid },
     tor: { reachable: true, endpoint: /^127\.0\.0\.1:\d+$/ },
-    map: { generation: 1, entries: 29 },
+    map: { generation: 1, entries: BUNDLED + 1 },
     doors: [{ door: 'connect-server', host: '127.0.0.1', port: daemon.port }],
     counters: {
       accepted: 5,
@@ -101,7 +104,7 @@ t.test('status after good and refused connections; event order; domains only whe
   t.match(table.stdout, /^accepted +5$/m);
   t.match(table.stdout, /^relaying +1$/m);
   t.match(table.stdout, /^refused +3 \(client-plaintext-auth 1, client-restricted-xml 1, client-stanza-before-tls 1\)$/m);
-  t.match(table.stdout, /^map +generation 1, 29 entries$/m);
+  t.match(table.stdout, new RegExp(`^map +generation 1, ${BUNDLED + 1} entries$`, 'm'));
   t.match(table.stdout, /^Tor +127\.0\.0\.1:\d+: SOCKS5 answers$/m);
   t.match(table.stdout, new RegExp(`^${keptId} +connect-server +onion +starttls +relaying +\\S+$`, 'm'), 'the open connection as a row');
   t.notMatch(table.stdout, new RegExp(ONION_DOMAIN.replace('.', '\\.')), 'no domain in the table unless asked');
@@ -115,29 +118,29 @@ t.test('reload: the same path as SIGHUP, answered with the new generation or the
   writeFileSync(mapFile, JSON.stringify({ [ONION_DOMAIN]: { onion: ONION }, 'another.test': { host: 'xmpp.another.test' } }));
   const ok = await runCli(['reload', '--control', socket]);
   t.equal(ok.code, 0, 'exit 0');
-  t.equal(ok.stdout, 'map reloaded: generation 2, 30 entries (layers: bundled, map)\n');
-  await daemon.waitForLog((l) => l.msg === 'map reloaded' && l.entries === 30);
+  t.equal(ok.stdout, `map reloaded: generation 2, ${BUNDLED + 2} entries (layers: bundled, map)\n`);
+  await daemon.waitForLog((l) => l.msg === 'map reloaded' && l.entries === BUNDLED + 2);
 
   const json = await runCli(['reload', '--json', '--control', socket]);
-  t.match(JSON.parse(json.stdout) as ReloadMessage, { type: 'reload', version: 1, ok: true, generation: 3, entries: 30, layers: ['bundled', 'map'] }, 'reload --json');
+  t.match(JSON.parse(json.stdout) as ReloadMessage, { type: 'reload', version: 1, ok: true, generation: 3, entries: BUNDLED + 2, layers: ['bundled', 'map'] }, 'reload --json');
 
   writeFileSync(mapFile, '{"broken.test": {"onion": "nope.onion"}}');
   const bad = await runCli(['reload', '--control', socket]);
   t.equal(bad.code, 1, 'a bad map: exit 1');
   t.equal(bad.stdout, '');
-  t.match(bad.stderr, new RegExp(`^xmpp-onion-proxy: map reload failed; the daemon keeps generation 3 \\(30 entries\\): ${mapFile.replace(/[.]/g, '\\.')}: broken\\.test: `));
+  t.match(bad.stderr, new RegExp(`^xmpp-onion-proxy: map reload failed; the daemon keeps generation 3 \\(${BUNDLED + 2} entries\\): ${mapFile.replace(/[.]/g, '\\.')}: broken\\.test: `));
   await daemon.waitForLog((l) => l.msg === 'map reload failed; keeping the previous map');
 
   const status = JSON.parse((await runCli(['status', '--json', '--control', socket])).stdout) as SnapshotMessage;
-  t.match(status.map, { generation: 3, entries: 30 }, 'the previous map stays');
+  t.match(status.map, { generation: 3, entries: BUNDLED + 2 }, 'the previous map stays');
 
   daemon.child.kill('SIGHUP');
   await until(() => daemon.logs().filter((l) => l.msg === 'map reload failed; keeping the previous map').length === 2, 'the SIGHUP reload to fail too');
   writeFileSync(mapFile, '{}');
   daemon.child.kill('SIGHUP');
-  await daemon.waitForLog((l) => l.msg === 'map reloaded' && l.entries === 28);
+  await daemon.waitForLog((l) => l.msg === 'map reloaded' && l.entries === BUNDLED);
   const after = JSON.parse((await runCli(['status', '--json', '--control', socket])).stdout) as SnapshotMessage;
-  t.match(after.map, { generation: 4, entries: 28 }, 'SIGHUP counts in the same generations');
+  t.match(after.map, { generation: 4, entries: BUNDLED }, 'SIGHUP counts in the same generations');
 });
 
 t.test('status, reload and monitor without a daemon: exit 1 with the reason; bad flags: exit 2', async (t) => {
