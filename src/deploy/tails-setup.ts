@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { anyFailed, type CheckLine } from './check-line.js';
-import { PACKAGE_ROOT, productionFiles } from './daemon-files.js';
+import { ONE_FILE_BUILD, oneFileBuildFiles, PACKAGE_ROOT } from './daemon-files.js';
 import { DeployError } from './deploy-error.js';
 import { autostartEntry } from './desktop-entry.js';
 import { DEFAULT_DOORS, describeDoor, type DoorAddress } from './doors.js';
@@ -35,20 +35,20 @@ export interface TailsSetupResult {
 
 /**
  * Run once from a Tails session with Persistent Storage unlocked. Checks first and writes nothing
- * unless all pass; then copies the daemon into the Persistent Folder, writes its configuration
+ * unless all pass; then copies the one-file build (no node_modules) into the Persistent Folder, writes its configuration
  * (Tails' Tor, both doors on 127.0.0.1: Tails closes the IPv6 loopback), an autostart entry
  * through Dotfiles, and sets Pidgin. Running it again changes nothing.
  */
 export function tailsSetup(options: TailsSetupOptions): TailsSetupResult {
   const { layout } = options;
-  const mainJs = path.join(layout.appDir, 'dist', 'cli', 'main.js');
+  const mainJs = path.join(layout.appDir, ONE_FILE_BUILD);
   const startCommand = [TAILS_NODE, mainJs, '--config', layout.configFile];
   const lines = checkTails(layout, options.nodeVersion);
   if (anyFailed(lines)) return { lines, changes: 0, ok: false, startCommand };
   let changes = 0;
 
   const root = options.packageRoot ?? PACKAGE_ROOT;
-  const synced = syncTree(root, productionFiles(root), layout.appDir);
+  const synced = syncTree(root, oneFileBuildFiles(root), layout.appDir);
   changes += synced.copied + synced.removed;
   lines.push(synced.copied + synced.removed === 0
     ? { status: 'skip', text: `the daemon in ${layout.appDir} is up to date` }
@@ -85,7 +85,7 @@ export function tailsConfig(): Record<string, string> {
 
 function setPidgin(options: TailsSetupOptions): { line: CheckLine; changes: number } {
   const dir = options.purpleDir ?? options.layout.pidgin;
-  const command = `node ${path.join(options.layout.appDir, 'dist', 'cli', 'main.js')} pidgin configure --door ${options.door.kind}`;
+  const command = `node ${path.join(options.layout.appDir, ONE_FILE_BUILD)} configure pidgin --door ${options.door.kind}`;
   const how = `then run this setup again (or \`${command}\`)`;
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
     return {

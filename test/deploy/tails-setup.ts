@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { checkAdditionalSoftware } from '../../src/deploy/tails-checks.js';
 import { checkNodeVersion } from '../../src/deploy/node-version.js';
-import { productionPackages } from '../../src/deploy/daemon-files.js';
+import { oneFileBuildFiles } from '../../src/deploy/daemon-files.js';
 import { requireBuild, runCli } from '../cli/built-cli.js';
 import { freePort } from '../helpers/ports.js';
 import { exited, spawnTied, terminate } from '../helpers/prosody.js';
@@ -16,7 +16,7 @@ import { connect, readToClose } from '../helpers/xmpp-wire.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ACCOUNTS = readFileSync(fileURLToPath(new URL('../fixtures/purple/accounts.xml', import.meta.url)), 'utf8');
-const { version, devDependencies } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
+const { version } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'xop-tails-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -64,7 +64,7 @@ t.test('a first run writes exactly these files; a second run changes nothing', a
   for (const line of ['✓ Persistent Storage is unlocked', '✓ Node.js', '✓ the Dotfiles feature is on', '✓ the Persistent Folder feature is on', '✓ nodejs is in your Additional Software', '✓ copied the daemon to', `✓ the copy runs: version ${version}`, '✓ wrote', '✓ wrote the autostart entry', '✓ Pidgin: set alice@example.org/Home, bob@example.net/laptop, carol@example.com for the SOCKS door 127.0.0.1:9055']) {
     t.match(first.stdout, line);
   }
-  t.match(first.stdout, /Done: the daemon starts at your next login\. To start it now, run:\n {2}\/usr\/bin\/node \S+\/Persistent\/xmpp-onion-proxy\/app\/dist\/cli\/main\.js --config \S+\/Persistent\/xmpp-onion-proxy\/config\.json\n$/);
+  t.match(first.stdout, /Done: the daemon starts at your next login\. To start it now, run:\n {2}\/usr\/bin\/node \S+\/Persistent\/xmpp-onion-proxy\/app\/dist\/cli\/xmpp-onion-proxy\.mjs --config \S+\/Persistent\/xmpp-onion-proxy\/config\.json\n$/);
 
   const after = snapshot(tails.root);
   const added = Object.keys(after).filter((f) => !(f in before)).sort();
@@ -77,14 +77,11 @@ t.test('a first run writes exactly these files; a second run changes nothing', a
   ].sort(), 'outside the app folder: the configuration, the autostart entry and the Pidgin backup');
   t.same(changed, ['pidgin/accounts.xml'], 'and accounts.xml was changed; nothing else');
 
-  // The app folder: package.json, what "files" publishes, production dependencies only.
-  const appFiles = added.filter((f) => f.startsWith(app)).map((f) => f.slice(app.length));
-  t.ok(appFiles.includes('package.json') && appFiles.includes('dist/cli/main.js') && appFiles.includes('data/onions.json'));
-  const packages = productionPackages(REPO);
-  for (const dir of packages) t.ok(appFiles.includes(`${dir}/package.json`), `${dir} copied`);
-  t.same(appFiles.filter((f) => f.startsWith('node_modules/')).map((f) => packages.find((p) => f.startsWith(`${p}/`))).filter((p) => p === undefined), [], 'nothing in node_modules but production dependencies');
-  for (const name of Object.keys(devDependencies)) t.notOk(existsSync(path.join(tails.root, app, 'node_modules', name)), `no ${name}`);
-  t.notOk(appFiles.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no sources or tests');
+  // The app folder: the one-file build, no node_modules.
+  const appFiles = added.filter((f) => f.startsWith(app)).map((f) => f.slice(app.length)).sort();
+  t.same(appFiles, oneFileBuildFiles(REPO), 'exactly the one-file build: package.json, the bundled code, the map, the schemas');
+  t.ok(appFiles.includes('dist/cli/xmpp-onion-proxy.mjs') && appFiles.includes('data/onions.json'));
+  t.notOk(appFiles.some((f) => f.startsWith('node_modules/') || f.startsWith('src/') || f.startsWith('test/')), 'no node_modules, sources or tests');
 
   t.same(JSON.parse(readFileSync(path.join(tails.root, 'Persistent/xmpp-onion-proxy/config.json'), 'utf8')), { listen: '127.0.0.1:5222', socks: '127.0.0.1:9055', tor: '127.0.0.1:9050' },
     "Tails' Tor; both doors on 127.0.0.1 (Tails closes the IPv6 loopback)");
@@ -94,7 +91,7 @@ t.test('a first run writes exactly these files; a second run changes nothing', a
     'Type=Application',
     'Name=xmpp-onion-proxy',
     'Comment=XMPP through Tor, encryption required: for Pidgin',
-    `Exec=/usr/bin/node ${tails.root}/Persistent/xmpp-onion-proxy/app/dist/cli/main.js --config ${tails.root}/Persistent/xmpp-onion-proxy/config.json`,
+    `Exec=/usr/bin/node ${tails.root}/Persistent/xmpp-onion-proxy/app/dist/cli/xmpp-onion-proxy.mjs --config ${tails.root}/Persistent/xmpp-onion-proxy/config.json`,
     'Terminal=false',
     'NoDisplay=true',
     'X-GNOME-Autostart-enabled=true',
@@ -176,7 +173,7 @@ t.test('Pidgin: feature off or no account yet is a warning; Pidgin running is a 
   mkdirSync(path.join(empty.root, 'pidgin'));
   const emptyRun = await empty.run(['--door', 'connect-server']);
   t.equal(emptyRun.code, 0);
-  t.match(emptyRun.stdout, /! Pidgin: no accounts yet in .*then run this setup again \(or `node \S+\/Persistent\/xmpp-onion-proxy\/app\/dist\/cli\/main\.js pidgin configure --door connect-server`\)/);
+  t.match(emptyRun.stdout, /! Pidgin: no accounts yet in .*then run this setup again \(or `node \S+\/Persistent\/xmpp-onion-proxy\/app\/dist\/cli\/xmpp-onion-proxy\.mjs configure pidgin --door connect-server`\)/);
 
   const busy = fakeTails();
   const bin = path.join(tmp, 'bin');
