@@ -12,6 +12,8 @@ import { childPids, cpuSeconds, ioCounts, pssKiB, rssKiB, statTimes, type IoCoun
 import { spawnBench, stopChild, tool, transpileChild, waitForLine, waitForPort } from './processes.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The one-file build (scripts/bundle.mjs), built by `npm run build`. */
+export const ONE_FILE_CLI = fileURLToPath(new URL('../../dist/cli/xmpp-onion-proxy.mjs', import.meta.url));
 
 export type RelayName = 'daemon' | 'daemon-socks' | 'node-pipe' | 'socat' | 'haproxy';
 

@@ -196,20 +196,26 @@ export function buildRows(m: Measurements): Row[] {
     const n = cell(su.nodeFloor);
     if (d) row.daemon = d;
     if (n) row['node-pipe'] = n;
-    rows.push({
-      metric: 'start-up→listening ms (pipe: bare Node)',
-      cells: row,
-      lowerIsBetter: true,
-      target: '≤ 150 ms',
-      ...(d ? { ok: d.value <= 150 } : {}),
-      digits: 0,
-    });
+    rows.push({ metric: 'start-up→listening ms (pipe: bare Node)', cells: row, lowerIsBetter: true, digits: 0 });
+    const one = cell(su.oneFile);
+    if (one) {
+      rows.push({
+        metric: 'start-up→listening ms, one-file build (pipe: bare Node)',
+        cells: { daemon: one, ...(n ? { 'node-pipe': n } : {}) },
+        lowerIsBetter: true,
+        target: '≤ 150 ms',
+        ok: one.value <= 150,
+        digits: 0,
+      });
+    }
     const cpu: Partial<Record<PathName, Cell>> = {};
     const dc = cell(su.daemonCpu);
     const nc = cell(su.nodeFloorCpu);
     if (dc) cpu.daemon = dc;
     if (nc) cpu['node-pipe'] = nc;
     rows.push({ metric: 'start-up CPU ms to listening (pipe: bare Node)', cells: cpu, lowerIsBetter: true, digits: 0 });
+    const oneCpu = cell(su.oneFileCpu);
+    if (oneCpu) rows.push({ metric: 'start-up CPU ms, one-file build (pipe: bare Node)', cells: { daemon: oneCpu, ...(nc ? { 'node-pipe': nc } : {}) }, lowerIsBetter: true, digits: 0 });
   }
   return rows;
 }

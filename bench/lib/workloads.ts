@@ -3,12 +3,13 @@
  * XMPP server: `direct` (the client does SOCKS to the hop itself), or through a relay.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { openConnection, type ClientContext, type Connection, type Target } from './client.js';
 import { cpuSeconds, fdCount, fdLimit, type FdLimit } from './proc.js';
 import { exited, stopChild } from './processes.js';
-import { CLI, daemonEnv, type Hop, type Relay } from './relays.js';
+import { CLI, daemonEnv, ONE_FILE_CLI, type Hop, type Relay } from './relays.js';
 import { median, rotate, summarize, type Summary } from './stats.js';
 import { RECORDS_CHUNK, type BenchServer } from './xmpp-server.js';
 import { clientHeader, RECORD_SIZE, RECORDS_DOMAIN, sendBulk, type Mode } from './wire.js';
@@ -342,6 +343,9 @@ export interface StartupResult {
   /** CPU time (all threads) each had used when the line came, ms: less sensitive to a busy machine than wall time. */
   readonly daemonCpu: number[];
   readonly nodeFloorCpu: number[];
+  /** The same for the one-file build (dist/cli/xmpp-onion-proxy.mjs), when it is built. */
+  readonly oneFile: number[];
+  readonly oneFileCpu: number[];
 }
 
 const NODE_FLOOR_SCRIPT = "import net from 'node:net'; const s = net.createServer(); s.listen(0, '127.0.0.1', () => process.stdout.write('listening on ' + s.address().port + '\\n'));";
@@ -374,18 +378,21 @@ async function timeToListening(args: readonly string[], env: NodeJS.ProcessEnv):
 
 /** Start-up to listening of the built daemon (`--listen 127.0.0.1:0`), interleaved with Node's floor. */
 export async function startup(hopPort: number, runs: number): Promise<StartupResult> {
-  const result: StartupResult = { daemon: [], nodeFloor: [], daemonCpu: [], nodeFloorCpu: [] };
+  const result: StartupResult = { daemon: [], nodeFloor: [], daemonCpu: [], nodeFloorCpu: [], oneFile: [], oneFileCpu: [] };
   const daemonArgs = [CLI, '--listen', '127.0.0.1:0', '--tor', `127.0.0.1:${hopPort}`];
+  const oneFileArgs = [ONE_FILE_CLI, ...daemonArgs.slice(1)];
   const floorArgs = ['--input-type=module', '-e', NODE_FLOOR_SCRIPT];
+  const kinds = existsSync(ONE_FILE_CLI) ? (['daemon', 'one-file', 'floor'] as const) : (['daemon', 'floor'] as const);
   // One untimed run each, so the files are in the page cache like on a used machine.
   await timeToListening(daemonArgs, daemonEnv());
+  if (existsSync(ONE_FILE_CLI)) await timeToListening(oneFileArgs, daemonEnv());
   await timeToListening(floorArgs, process.env);
   for (let i = 0; i < runs; i++) {
-    for (const which of rotate(['daemon', 'floor'] as const, i)) {
-      if (which === 'daemon') {
-        const { ms, cpuMs } = await timeToListening(daemonArgs, daemonEnv());
-        result.daemon.push(ms);
-        result.daemonCpu.push(cpuMs);
+    for (const which of rotate(kinds, i)) {
+      if (which === 'daemon' || which === 'one-file') {
+        const { ms, cpuMs } = await timeToListening(which === 'daemon' ? daemonArgs : oneFileArgs, daemonEnv());
+        (which === 'daemon' ? result.daemon : result.oneFile).push(ms);
+        (which === 'daemon' ? result.daemonCpu : result.oneFileCpu).push(cpuMs);
       } else {
         const { ms, cpuMs } = await timeToListening(floorArgs, process.env);
         result.nodeFloor.push(ms);
