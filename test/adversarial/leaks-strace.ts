@@ -16,7 +16,7 @@ import path from 'node:path';
 import t from 'tap';
 import { clientHeaderIn, FEATURES_OUT, FEATURES_PLAIN_IN, serverHeaderIn, STARTTLS_IN } from '../helpers/adversary-arena.js';
 import { connectPeer, startPeerServer } from '../helpers/adversary-peers.js';
-import { networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
+import { checkTorOnly, networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
 import { startProsody } from '../helpers/prosody.js';
 import { sendWithGoSendxmpp } from '../helpers/sendxmpp.js';
@@ -97,16 +97,7 @@ t.test('attackers against the traced daemon are refused', async (t) => {
 t.test('strace: the daemon connected to Tor only, and resolved no name', async (t) => {
   await daemon.waitForLog((l) => l.msg === 'closed' && l.phase === 'Relaying');
   t.equal(await daemon.stop(), 0, 'the daemon stopped cleanly');
-  const report = networkReport(await readFile(traceFile, 'utf8'));
-  t.ok(report.lines > 100, `a real trace (${report.lines} lines)`);
-  const tor = `AF_INET 127.0.0.1:${socks.port}`;
-  t.ok(report.connects.filter((c) => c === tor).length >= 8, `connected to Tor for every login and attack (${report.connects.length} connects)`);
-  t.same(report.connects.filter((c) => c !== tor), [], 'every connect() went to Tor\'s SOCKS port');
-  t.same(report.sockets.filter((s) => !/^AF_INET SOCK_STREAM/.test(s)), [], 'only TCP/IPv4 sockets: no UDP, no netlink, no IPv6');
-  t.same(report.datagrams, [], 'nothing sent to an address (no DNS query)');
-  t.same(report.binds.filter((b) => !b.startsWith('AF_INET 127.0.0.1:')), [], 'listening on 127.0.0.1 only');
-  t.same([...report.resolverFiles].filter(([file, n]) => !(['/etc/resolv.conf', '/etc/nsswitch.conf'].includes(file) && n <= 1)), [],
-    'no resolver file read beyond c-ares\' one-time set-up (no hosts, gai.conf or services: no getaddrinfo)');
+  checkTorOnly(t, networkReport(await readFile(traceFile, 'utf8')), socks.port, 8);
 });
 
 t.test('negative control: the same checks do see a name lookup', async (t) => {

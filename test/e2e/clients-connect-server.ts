@@ -5,12 +5,12 @@
 // through the daemon, and a message reaches a second account.
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { createTestPki } from '../helpers/certs.js';
-import { startDaemonProcess } from '../helpers/daemon-process.js';
+import { checkTorOnly, networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
 import { startProfanity, writeProfanityAccount } from '../helpers/profanity.js';
 import { runCli } from '../cli/built-cli.js';
 import { startProsody } from '../helpers/prosody.js';
@@ -28,7 +28,8 @@ const dir = await mkdtemp(path.join(os.tmpdir(), 'xop-e2e-clients-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const mapFile = path.join(dir, 'map.json');
 await writeFile(mapFile, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort } }));
-const daemon = await startDaemonProcess(['--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
+const traceFile = path.join(dir, 'daemon.strace');
+const daemon = await startTracedDaemon(traceFile, ['--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
 t.teardown(() => daemon.stop());
 
 /** What Prosody's certificate answers for: the domain, and (never) the connect host. */
@@ -110,4 +111,9 @@ t.test('the log, even at trace level, holds no password, SASL data, body or JID'
   for (const secret of [alicePassword, bobPassword, Buffer.from(`\0alice\0${alicePassword}`).toString('base64'), 'alice', 'bob@', 'poezio ', 'profanity ']) {
     t.notOk(log.includes(secret), `no "${secret.slice(0, 6)}…" in the log`);
   }
+});
+
+t.test('strace: the daemon connected to Tor only, and resolved no name', async (t) => {
+  t.equal(await daemon.stop(), 0, 'the daemon stopped cleanly');
+  checkTorOnly(t, networkReport(await readFile(traceFile, 'utf8')), tor.port, 4);
 });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { createTestPki } from '../helpers/certs.js';
-import { startDaemonProcess } from '../helpers/daemon-process.js';
+import { checkTorOnly, networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
 import { startProsody } from '../helpers/prosody.js';
 import { runPythonClient } from '../helpers/python-client.js';
 import { startSocks5Fixture } from '../helpers/socks5-server.js';
@@ -30,7 +30,8 @@ const dir = await mkdtemp(path.join(os.tmpdir(), 'xop-e2e-gajim-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const mapFile = path.join(dir, 'map.json');
 await writeFile(mapFile, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort, https: { hosts: [upload.domain], ports: [upload.httpsPort] } } }));
-const daemon = await startDaemonProcess(['--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
+const traceFile = path.join(dir, 'daemon.strace');
+const daemon = await startTracedDaemon(traceFile, ['--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
 t.teardown(() => daemon.stop());
 
 const gajim = (extra: Record<string, unknown>, caCertPath = prosody.caCertPath) =>
@@ -89,4 +90,9 @@ t.test('the log, even at trace level, holds no password, SASL data, body or JID'
   for (const secret of [alicePassword, bobPassword, Buffer.from(`\0alice\0${alicePassword}`).toString('base64'), 'alice', 'bob@', 'gajim ', 'uploaded through']) {
     t.notOk(log.includes(secret), `no "${secret.slice(0, 6)}…" in the log`);
   }
+});
+
+t.test('strace: the daemon connected to Tor only, and resolved no name', async (t) => {
+  t.equal(await daemon.stop(), 0, 'the daemon stopped cleanly');
+  checkTorOnly(t, networkReport(await readFile(traceFile, 'utf8')), tor.port, 3);
 });

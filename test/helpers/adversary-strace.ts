@@ -4,6 +4,7 @@
  * connected to and that it never resolved a name.
  */
 import type { ChildProcess } from 'node:child_process';
+import type { Test } from 'tap';
 import { readFile } from 'node:fs/promises';
 import { CLI, watchDaemonOutput } from './daemon-process.js';
 import { exited, spawnTied } from './prosody.js';
@@ -11,6 +12,8 @@ import { exited, spawnTied } from './prosody.js';
 export interface TracedDaemon {
   readonly child: ChildProcess;
   readonly port: number;
+  readonly socksPort?: number;
+  logs(): Array<Record<string, unknown>>;
   rawLogs(): string;
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** SIGTERM to the daemon itself (not strace), then waits for strace to finish the trace. */
@@ -24,12 +27,14 @@ export async function startTracedDaemon(traceFile: string, args: readonly string
   const child = spawnTied('strace', ['-f', '-qq', '-e', 'trace=%network,open,openat,openat2,execve', '-e', 'signal=none', '-o', traceFile,
     'setpriv', '--pdeathsig', 'KILL', '--', process.execPath, CLI, '--listen', '127.0.0.1:0', '--no-control', ...args],
   { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const { rawLogs, waitForLog } = watchDaemonOutput(child, 20_000);
+  const { logs, rawLogs, waitForLog } = watchDaemonOutput(child, 20_000);
   const started = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('listening on'));
   let stopped: Promise<number | null> | undefined;
   return {
     child,
     port: started.port as number,
+    ...(typeof started.socksPort === 'number' ? { socksPort: started.socksPort } : {}),
+    logs,
     rawLogs,
     waitForLog,
     stop: () => {
@@ -96,4 +101,21 @@ export function networkReport(trace: string): NetworkReport {
     }
   }
   return { connects, sockets, binds, datagrams, resolverFiles, lines: lines.length };
+}
+
+/**
+ * What a traced daemon may have done on the network: every connect() to Tor's SOCKS port (at least
+ * `minConnects`), TCP over IPv4 only, nothing sent to an address (no DNS query), listening on
+ * 127.0.0.1 only, and no resolver file read beyond c-ares' one-time set-up.
+ */
+export function checkTorOnly(t: Test, report: NetworkReport, torPort: number, minConnects: number): void {
+  t.ok(report.lines > 100, `a real trace (${report.lines} lines)`);
+  const tor = `AF_INET 127.0.0.1:${torPort}`;
+  t.ok(report.connects.filter((c) => c === tor).length >= minConnects, `connected to Tor at least ${minConnects} times (${report.connects.length} connects)`);
+  t.same(report.connects.filter((c) => c !== tor), [], 'every connect() went to Tor\'s SOCKS port');
+  t.same(report.sockets.filter((s) => !/^AF_INET SOCK_STREAM/.test(s)), [], 'only TCP/IPv4 sockets: no UDP, no netlink, no IPv6');
+  t.same(report.datagrams, [], 'nothing sent to an address (no DNS query)');
+  t.same(report.binds.filter((b) => !b.startsWith('AF_INET 127.0.0.1:')), [], 'listening on 127.0.0.1 only');
+  t.same([...report.resolverFiles].filter(([file, n]) => !(['/etc/resolv.conf', '/etc/nsswitch.conf'].includes(file) && n <= 1)), [],
+    'no resolver file read beyond c-ares\' one-time set-up (no hosts, gai.conf or services: no getaddrinfo)');
 }
