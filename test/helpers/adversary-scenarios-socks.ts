@@ -20,6 +20,34 @@ const RETIRED = 'retired.test';
 const RETIRED_ONION = 'jukrlvyhgguiedqswc5lehrag2fjunfktouuhi4wozxhb6heyzvshuyd.onion';
 const NOTHING = 'nothing was sent to the server';
 
+/** A real TLS session at a TLS-only port: relayed, TLS records only both ways, verified against the real domain. */
+function realClientHello(port: number, mode: string, label: string): Scenario {
+  return {
+    group: 'client',
+    name: `${label} with a real ClientHello: relayed, TLS records only, verified against the real domain`,
+    arena: {
+      server: async (peer, pki) => {
+        peer.tlsServer(0, pki.key, pki.cert);
+        await peer.closed;
+      },
+    },
+    async run(t, arena) {
+      const c = await arena.socksClient();
+      c.write(Buffer.concat([greeting(0), connectName(DOMAIN, port)]));
+      const socksEnd = await c.waitFor(OPENED);
+      const secure = await c.tlsClient(socksEnd, DOMAIN, arena.pki.ca);
+      secure.write(arena.secrets.body);
+      t.equal((await readTls(secure, arena.secrets.body.length)).toString(), arena.secrets.body, 'a round trip inside TLS');
+      secure.destroy();
+      await c.waitForClose();
+      const server = await arena.upstream.peer(0);
+      t.ok(isTlsRecords(server.received), 'the server got TLS records only, from the first byte');
+      t.ok(isTlsRecords(c.after(socksEnd)), 'the client got TLS records only after the SOCKS success');
+      t.match(arena.daemon.logs().find((l) => l.msg === 'routing'), { mode }, `routed as ${mode}`);
+    },
+  };
+}
+
 /** RFC 1928 bytes, written out here independently of src. */
 export const NO_AUTH = Buffer.from([5, 0]);
 const USER_PASS = Buffer.from([5, 2]);
@@ -437,29 +465,7 @@ const scenarios: Scenario[] = [
     };
     return direct;
   })(),
-  {
-    group: 'client',
-    name: 'direct TLS (5223) with a real ClientHello: relayed, TLS records only, verified against the real domain',
-    arena: {
-      server: async (peer, pki) => {
-        peer.tlsServer(0, pki.key, pki.cert);
-        await peer.closed;
-      },
-    },
-    async run(t, arena) {
-      const c = await arena.socksClient();
-      c.write(Buffer.concat([greeting(0), connectName(DOMAIN, 5223)]));
-      const socksEnd = await c.waitFor(OPENED);
-      const secure = await c.tlsClient(socksEnd, DOMAIN, arena.pki.ca);
-      secure.write(arena.secrets.body);
-      t.equal((await readTls(secure, arena.secrets.body.length)).toString(), arena.secrets.body, 'a round trip inside TLS');
-      secure.destroy();
-      await c.waitForClose();
-      const server = await arena.upstream.peer(0);
-      t.ok(isTlsRecords(server.received), 'the server got TLS records only, from the first byte');
-      t.ok(isTlsRecords(c.after(socksEnd)), 'the client got TLS records only after the SOCKS success');
-    },
-  },
+  realClientHello(5223, 'direct-tls', 'direct TLS (5223)'),
   {
     group: 'client',
     name: 'HTTPS (443, an upload or host-meta) given plain HTTP with a password: cut at the first byte, nothing forwarded',
@@ -475,29 +481,7 @@ const scenarios: Scenario[] = [
       await serveHonestSocks(t, arena);
     },
   },
-  {
-    group: 'client',
-    name: 'HTTPS (443) with a real ClientHello: relayed, TLS records only, verified against the name asked for',
-    arena: {
-      server: async (peer, pki) => {
-        peer.tlsServer(0, pki.key, pki.cert);
-        await peer.closed;
-      },
-    },
-    async run(t, arena) {
-      const c = await arena.socksClient();
-      c.write(Buffer.concat([greeting(0), connectName(DOMAIN, 443)]));
-      const socksEnd = await c.waitFor(OPENED);
-      const secure = await c.tlsClient(socksEnd, DOMAIN, arena.pki.ca);
-      secure.write(arena.secrets.body);
-      t.equal((await readTls(secure, arena.secrets.body.length)).toString(), arena.secrets.body, 'a round trip inside TLS');
-      secure.destroy();
-      await c.waitForClose();
-      const server = await arena.upstream.peer(0);
-      t.ok(isTlsRecords(server.received), 'the server got TLS records only, from the first byte');
-      t.match(arena.daemon.logs().find((l) => l.msg === 'routing'), { mode: 'https' }, 'routed as HTTPS');
-    },
-  },
+  realClientHello(443, 'https', 'HTTPS (443)'),
   {
     group: 'server',
     name: 'direct TLS (5223) and a server that answers in plaintext: cut, the client gets nothing after the SOCKS success',
