@@ -1,7 +1,7 @@
 /** The one table: each metric's median (± half the spread of the per-repetition values) per path, and the daemon's ratios. */
 import type { BulkSample, EchoResult, HandshakeResult, IdleResult, LimitRefusal, MaxConnectionsResult, PathName, PreTlsResult, RoundTripResult, StartupResult } from './workloads.js';
 import type { LoginResult } from './login.js';
-import { median, spreadPercent } from './stats.js';
+import { median, quantile, spreadPercent } from './stats.js';
 
 export const COLUMNS: readonly PathName[] = ['daemon', 'daemon-socks', 'node-pipe', 'haproxy', 'socat', 'direct'];
 const HEADINGS: Record<PathName, string> = {
@@ -134,6 +134,8 @@ export function buildRows(m: Measurements): Row[] {
   if (ec) {
     const direct = ec.samples.direct;
     rows.push({ metric: 'echo round trip µs (TLS, 160 B)', cells: cells((p) => ec.samples[p]?.map((r) => median(r))), lowerIsBetter: true, digits: 0 });
+    rows.push({ metric: 'echo round trip p99 µs', cells: cells((p) => ec.samples[p]?.map((r) => quantile(r, 0.99))), lowerIsBetter: true, target: '≤ 1.1 × pipe', digits: 0,
+      ...(ec.samples.daemon && ec.samples['node-pipe'] ? { ok: median(ec.samples.daemon.map((r) => quantile(r, 0.99))) <= 1.1 * median(ec.samples['node-pipe'].map((r) => quantile(r, 0.99))) } : {}) });
     if (direct) {
       rows.push({
         metric: 'added echo round trip µs',
