@@ -16,18 +16,27 @@ import net from 'node:net';
 
 const DELAY_MS = Number(process.env.DELAY_MS ?? 0);
 
-/** Passes `from`'s bytes to `to` after the circuit's one-way delay (in order: equal delays fire in order). */
-function delayedPipe(from: net.Socket, to: net.Socket): void {
+/**
+ * Passes `from`'s bytes to `to` after the circuit's one-way delay, in order. Toward the client,
+ * nothing may overtake the CONNECT reply (as Tor's CONNECTED cell precedes the data): bytes that
+ * are due before `opened` resolves wait for it.
+ */
+function delayedPipe(from: net.Socket, to: net.Socket, opened: Promise<void> = Promise.resolve()): void {
   if (DELAY_MS === 0) {
     from.pipe(to);
     return;
   }
-  from.on('data', (chunk: Buffer) => setTimeout(() => {
-    if (!to.destroyed && !to.writableEnded) to.write(chunk);
-  }, DELAY_MS));
-  from.on('end', () => setTimeout(() => {
-    if (!to.destroyed) to.end();
-  }, DELAY_MS));
+  let last = opened;
+  const later = (step: () => void): void => {
+    const delayed = new Promise<void>((resolve) => setTimeout(resolve, DELAY_MS));
+    last = Promise.all([last, delayed]).then(() => {
+      if (!to.destroyed) step();
+    });
+  };
+  from.on('data', (chunk: Buffer) => later(() => {
+    if (!to.writableEnded) to.write(chunk);
+  }));
+  from.on('end', () => later(() => to.end()));
 }
 
 const NO_AUTH = 0x00;
@@ -56,16 +65,17 @@ function relay(client: net.Socket, host: string, port: number, rest: Buffer): vo
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
     // BEGIN goes out (D), the exit connects, CONNECTED comes back (D); optimistic data rode with BEGIN.
-    setTimeout(() => {
+    const opened = new Promise<void>((resolve) => setTimeout(() => {
       if (!client.destroyed) client.write(reply(0x00));
-    }, 2 * DELAY_MS);
+      resolve();
+    }, 2 * DELAY_MS));
     if (rest.length > 0) {
       setTimeout(() => {
         if (!upstream.destroyed) upstream.write(rest);
       }, DELAY_MS);
     }
     delayedPipe(client, upstream);
-    delayedPipe(upstream, client);
+    delayedPipe(upstream, client, opened);
     client.resume();
   });
 }
