@@ -158,6 +158,10 @@ export class Connection {
     this.#settle('relaying');
     this.disarm();
     this.detach();
+    // What only setting up needed goes, so that an idle relayed connection holds no more than it must:
+    // the session behind `lost` (its negotiator and readers), and the Tor connect's abort controller.
+    this.#upstreamLost = undefined;
+    this.#abort = undefined;
     this.report.tlsStarted(preamble.length);
     if (preamble.length > 0) {
       this.counters.fromClient += preamble.length;
