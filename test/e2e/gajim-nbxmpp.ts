@@ -23,7 +23,7 @@ t.teardown(() => prosody.stop());
 const upload = prosody.upload!;
 // Tor's stand-in: names reach Prosody's ports on 127.0.0.1 (as Tor would resolve them at an exit).
 const tor = await startSocks5Fixture({
-  resolve: (host, port) => (host === '127.0.0.1' && port === prosody.c2sPort ? port : host === upload.domain && port === upload.httpsPort ? port : undefined),
+  resolve: (host, port) => (host === '127.0.0.1' && port === prosody.c2sPort ? port : [upload.domain, 'example.test'].includes(host) && port === upload.httpsPort ? port : undefined),
 });
 t.teardown(() => tor.close());
 const dir = await mkdtemp(path.join(os.tmpdir(), 'xop-e2e-gajim-'));
@@ -74,6 +74,14 @@ t.test('HTTP upload with libsoup through the SOCKS door: HTTPS, TLS only, the fi
   const files = await readdir(stored);
   t.equal(files.length, 1, 'one file stored');
   t.equal(await readFile(path.join(stored, files[0]!), 'utf8'), content, 'the file arrives byte for byte');
+});
+
+t.test('host-meta (what recent Gajim fetches first) for the domain itself through the SOCKS door: HTTPS, verified against example.test', async (t) => {
+  const before = tor.requests.length;
+  const result = await gajim({ hostMetaPort: upload.httpsPort });
+  t.equal(result.code, 0, JSON.stringify(result.events) + result.stderr.slice(-1500));
+  t.match(result.events, [{ event: 'host-meta', status: 404 }], "Prosody answers (it serves no host-meta): the TLS session through the door was verified");
+  t.match(tor.requests.slice(before), [{ host: 'example.test', port: upload.httpsPort, atyp: 'domain' }], 'the domain as a name');
 });
 
 t.test('the same upload over plain HTTP is refused at the door: reply 0x02, nothing sent', async (t) => {
