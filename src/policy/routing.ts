@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { normalizeDomain } from '../onionmap/domain.js';
-import { DEFAULT_CLIENT_PORT, HTTPS_PORT, type EntryStatus } from '../onionmap/entry.js';
+import { DEFAULT_CLIENT_PORT, HTTPS_PORT, type EntryStatus, type MapEntry } from '../onionmap/entry.js';
 import { validateOnion } from '../onionmap/onion-address.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
 import { refusal, type Refusal } from './refusals.js';
@@ -58,7 +58,7 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
   const pipelining = options.pipelining !== false && entry.pipelining !== false;
   const note = entry.note;
   const known = { status: entry.status, ...(note ? { note } : {}) };
-  if (entry.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain, ...(note ? { note } : {}) }) };
+  if (entry.status === 'retired') return retired(entry);
   if ((entry.status === 'active' || entry.status === 'unverified') && entry.onion) {
     return { ok: true, route: { kind: 'onion', host: entry.onion, port: entry.port }, reason: 'mapped-onion', pipelining, ...known };
   }
@@ -70,6 +70,11 @@ export function decideRoute(map: OnionMap, domain: string, options: RouteOptions
 function retiredOnion(map: OnionMap, onion: string): { readonly ok: false; readonly refusal: Refusal } | undefined {
   const entry = map.byOnion(onion);
   if (entry?.status !== 'retired') return undefined;
+  return retired(entry);
+}
+
+/** The refusal for a retired service, in its entry's words. */
+function retired(entry: MapEntry): { readonly ok: false; readonly refusal: Refusal } {
   return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
 }
 
@@ -151,7 +156,7 @@ function httpsRequest(map: OnionMap, rawHost: string, port: number, options: Soc
     const target = socksDestination(map, rawHost, options);
     return target.ok ? https({ ...target.route, port }, target.name) : target;
   }
-  if (entry?.status === 'retired') return { ok: false, refusal: refusal('route-retired', { domain: entry.domain, ...(entry.note ? { note: entry.note } : {}) }) };
+  if (entry?.status === 'retired') return retired(entry);
   if (named && entry?.onion && (entry.status === 'active' || entry.status === 'unverified')) return https({ kind: 'onion', host: entry.onion, port }, plainName);
   if (options.onionOnly) {
     const why = entry?.onion ? `the onion serves no HTTPS on port ${port}` : undefined;
