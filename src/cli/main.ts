@@ -14,7 +14,7 @@ export function buildProgram(): Command {
     .version(version, '-V, --version')
     .option('--listen <host:port>', `connect-server door (loopback only) [${DEFAULTS.listen}]`)
     .option('--socks <host:port>', 'SOCKS5 door (loopback only; off unless given; e.g. 127.0.0.1:9055)')
-    .option('--socks-allow-other-ports', 'at the SOCKS door, pass ports other than XMPP\'s through Tor untouched')
+    .option('--socks-allow-other-ports', 'at the SOCKS door, pass ports other than XMPP\'s and HTTPS through Tor untouched')
     .option('--allow-remote', 'allow a non-loopback --listen or --socks address')
     .option('--tor <host:port|unix:path>', `Tor's SOCKS5 port [${DEFAULTS.tor}]`)
     .option('--map <file>', 'JSON map of routes layered over the bundled map')
@@ -59,5 +59,12 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = EXIT.failure;
   }
 }
+
+// A reader that stops early (`xmpp-onion-proxy --help | head`) is not an error. The daemon's log
+// does not go through process.stdout, so this never hides a daemon failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(EXIT.ok);
+});
 
 await main(process.argv);

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +7,7 @@ import t from 'tap';
 import { loadBundledMap } from '../../src/onionmap/bundled.js';
 import { parseMapJson } from '../../src/onionmap/map-file.js';
 import { onionFromPublicKey } from '../../src/onionmap/onion-address.js';
-import { requireBuild, runCli, tempDir } from './built-cli.js';
+import { CLI, ISOLATED_ENV, requireBuild, runCli, tempDir } from './built-cli.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/onions-map.lua', import.meta.url));
 const bundled = loadBundledMap();
@@ -170,4 +171,15 @@ t.test('import of a damaged file: skipped entries with line numbers, exit 1', as
   const nothing = await runCli(['onionmap', 'import', path.join(dir, 'none.lua')]);
   t.equal(nothing.code, 1);
   t.match(nothing.stderr, /cannot be read \(ENOENT\); nothing imported/);
+});
+
+t.test('a reader that stops early (list | head) is not an error: exit 0, nothing on stderr', async (t) => {
+  // The read end is closed before the command writes: its first write fails with EPIPE.
+  const child = spawn(process.execPath, [CLI, 'onionmap', 'list'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...ISOLATED_ENV } });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  t.equal(code, 0);
+  t.equal(stderr, '', 'no stack trace');
 });
