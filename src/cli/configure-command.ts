@@ -45,9 +45,9 @@ export function buildConfigureProgram(): Command {
       .option('--socks <host:port>', "the daemon's SOCKS door", DEFAULT_DOORS.socks)
       .option('--listen <host:port>', "the daemon's connect-server door", DEFAULT_DOORS['connect-server'])
       .action((flags: { socks: string; listen: string }) => runDeployStep(async () => {
-        parseDoorAddress('socks', flags.socks, '--socks');
-        parseDoorAddress('connect-server', flags.listen, '--listen');
-        process.stdout.write(formatClientSettings(name, flags));
+        const socks = parseDoorAddress('socks', flags.socks, '--socks');
+        const listen = parseDoorAddress('connect-server', flags.listen, '--listen');
+        process.stdout.write(formatClientSettings(name, { socks, listen }));
         return 0;
       }));
   }

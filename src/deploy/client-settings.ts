@@ -1,4 +1,4 @@
-import { DEFAULT_DOORS } from './doors.js';
+import type { DoorAddress } from './doors.js';
 
 /**
  * The settings each client needs, in words, for the clients whose settings this program does not
@@ -11,7 +11,7 @@ export interface ClientSettings {
   readonly title: string;
   /** Why this program does not write the settings itself. */
   readonly why: string;
-  readonly steps: (doors: { socks: string; listen: string }) => readonly string[];
+  readonly steps: (doors: { socks: DoorAddress; listen: DoorAddress }) => readonly string[];
 }
 
 export const CLIENT_SETTINGS: Readonly<Record<ClientName, ClientSettings>> = {
@@ -19,7 +19,7 @@ export const CLIENT_SETTINGS: Readonly<Record<ClientName, ClientSettings>> = {
     title: 'Gajim (the SOCKS door)',
     why: 'Gajim keeps its settings in an SQLite database (settings.sqlite) that this program does not write; they are two dialogs away',
     steps: ({ socks }) => {
-      const [host, port] = splitHostPort(socks);
+      const { host, port } = socks;
       return [
         `Preferences › Advanced › Proxies: add a proxy "xmpp-onion-proxy": type SOCKS5, host ${host}, port ${port}, no user name.`,
         'Accounts › your account › Connection › Proxy: "xmpp-onion-proxy" (not the built-in "Tor": that is Tor itself, without the checks).',
@@ -32,7 +32,7 @@ export const CLIENT_SETTINGS: Readonly<Record<ClientName, ClientSettings>> = {
     title: 'Poezio (the connect-server door)',
     why: 'Poezio has no proxy setting; three lines of its poezio.cfg do it',
     steps: ({ listen }) => {
-      const [host, port] = splitHostPort(listen);
+      const { host, port } = listen;
       return [
         'In ~/.config/poezio/poezio.cfg, section [Poezio] (or your account\'s section):',
         `  custom_host = ${host}`,
@@ -46,7 +46,7 @@ export const CLIENT_SETTINGS: Readonly<Record<ClientName, ClientSettings>> = {
     title: 'Dino (no setting of its own: a limit)',
     why: 'Dino has no proxy and no host setting',
     steps: ({ socks }) => {
-      const [host, port] = splitHostPort(socks);
+      const { host, port } = socks;
       return [
         `GNOME proxy settings (Settings › Network › Proxy, Manual; or gsettings: org.gnome.system.proxy mode manual, org.gnome.system.proxy.socks host ${host} port ${port}) carry Dino's connection to the SOCKS door, with your domain as a name.`,
         'But before connecting Dino asks the system resolver for your domain\'s SRV records (_xmpp-client._tcp and _xmpps-client._tcp): a DNS lookup outside Tor that names your server.',
@@ -56,13 +56,8 @@ export const CLIENT_SETTINGS: Readonly<Record<ClientName, ClientSettings>> = {
   },
 };
 
-export function formatClientSettings(name: ClientName, doors: { socks?: string; listen?: string } = {}): string {
+export function formatClientSettings(name: ClientName, doors: { socks: DoorAddress; listen: DoorAddress }): string {
   const settings = CLIENT_SETTINGS[name];
-  const steps = settings.steps({ socks: doors.socks ?? DEFAULT_DOORS.socks, listen: doors.listen ?? DEFAULT_DOORS['connect-server'] });
+  const steps = settings.steps(doors);
   return [`${settings.title}: ${settings.why}. Set by hand:`, ...steps.map((s) => `  ${s}`), ''].join('\n');
-}
-
-function splitHostPort(text: string): [string, string] {
-  const colon = text.lastIndexOf(':');
-  return [text.slice(0, colon).replace(/^\[|\]$/g, ''), text.slice(colon + 1)];
 }
