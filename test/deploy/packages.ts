@@ -3,16 +3,15 @@
 // tarball installs into a prefix with no development dependency and serves a real login; the
 // Debian package installs with apt-get, runs, passes systemd's checks with the repository's
 // scores, and leaves nothing behind when purged.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { startDaemonProcess } from '../helpers/daemon-process.js';
-import { startProsody } from '../helpers/prosody.js';
+import { prosodyBehindTor } from '../helpers/prosody-behind-tor.js';
 import { runCommand } from '../helpers/run-command.js';
-import { startSocks5Fixture } from '../helpers/socks5-server.js';
 import { runXmppClient, startXmppClient } from '../helpers/xmpp-client.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -23,14 +22,8 @@ const out = path.join(tmp, 'release');
 const built = await runCommand(path.join(REPO, 'scripts/release'), ['--skip-build', out], { cwd: REPO, timeoutMs: 300_000 });
 if (built.code !== 0) throw new Error(`scripts/release failed: ${built.stderr}${built.stdout}`);
 
-const alicePassword = randomBytes(12).toString('base64url');
-const bobPassword = randomBytes(12).toString('base64url');
-const prosody = await startProsody({ users: [['alice', alicePassword], ['bob', bobPassword]], muc: false });
-t.teardown(() => prosody.stop());
-const tor = await startSocks5Fixture({ resolve: (host, port) => (host === '127.0.0.1' && port === prosody.c2sPort ? port : undefined) });
-t.teardown(() => tor.close());
-const map = path.join(tmp, 'map.json');
-writeFileSync(map, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort } }));
+const { prosody, tor, passwords, mapFile: map } = await prosodyBehindTor(t);
+const { alice: alicePassword, bob: bobPassword } = passwords;
 
 /** One login and a message through a daemon started from `command`. */
 async function loginThrough(t: Test, command: readonly string[]): Promise<void> {

@@ -5,7 +5,7 @@
 // through the daemon, and a message reaches a second account.
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -13,21 +13,12 @@ import { createTestPki } from '../helpers/certs.js';
 import { checkTorOnly, networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
 import { startProfanity, writeProfanityAccount } from '../helpers/profanity.js';
 import { runCli } from '../cli/built-cli.js';
-import { startProsody } from '../helpers/prosody.js';
+import { prosodyBehindTor } from '../helpers/prosody-behind-tor.js';
 import { runPythonClient } from '../helpers/python-client.js';
-import { startSocks5Fixture } from '../helpers/socks5-server.js';
 import { startXmppClient } from '../helpers/xmpp-client.js';
 
-const alicePassword = randomBytes(12).toString('base64url');
-const bobPassword = randomBytes(12).toString('base64url');
-const prosody = await startProsody({ users: [['alice', alicePassword], ['bob', bobPassword]], muc: false });
-t.teardown(() => prosody.stop());
-const tor = await startSocks5Fixture({ resolve: (host, port) => (host === '127.0.0.1' && port === prosody.c2sPort ? port : undefined) });
-t.teardown(() => tor.close());
-const dir = await mkdtemp(path.join(os.tmpdir(), 'xop-e2e-clients-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
-const mapFile = path.join(dir, 'map.json');
-await writeFile(mapFile, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort } }));
+const { prosody, tor, passwords, dir, mapFile } = await prosodyBehindTor(t);
+const { alice: alicePassword, bob: bobPassword } = passwords;
 const traceFile = path.join(dir, 'daemon.strace');
 const daemon = await startTracedDaemon(traceFile, ['--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
 t.teardown(() => daemon.stop());

@@ -5,31 +5,19 @@
 // through the SOCKS door as HTTPS, checked as TLS from the first byte; over plain HTTP it is
 // refused before anything leaves.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { createTestPki } from '../helpers/certs.js';
 import { checkTorOnly, networkReport, startTracedDaemon } from '../helpers/adversary-strace.js';
-import { startProsody } from '../helpers/prosody.js';
+import { prosodyBehindTor } from '../helpers/prosody-behind-tor.js';
 import { runPythonClient } from '../helpers/python-client.js';
-import { startSocks5Fixture } from '../helpers/socks5-server.js';
 import { startXmppClient } from '../helpers/xmpp-client.js';
 
-const alicePassword = randomBytes(12).toString('base64url');
-const bobPassword = randomBytes(12).toString('base64url');
-const prosody = await startProsody({ users: [['alice', alicePassword], ['bob', bobPassword]], muc: false, httpUpload: true });
-t.teardown(() => prosody.stop());
+const { prosody, tor, passwords, dir, mapFile } = await prosodyBehindTor(t, { httpUpload: true });
+const { alice: alicePassword, bob: bobPassword } = passwords;
 const upload = prosody.upload!;
-// Tor's stand-in: names reach Prosody's ports on 127.0.0.1 (as Tor would resolve them at an exit).
-const tor = await startSocks5Fixture({
-  resolve: (host, port) => (host === '127.0.0.1' && port === prosody.c2sPort ? port : [upload.domain, 'example.test'].includes(host) && port === upload.httpsPort ? port : undefined),
-});
-t.teardown(() => tor.close());
-const dir = await mkdtemp(path.join(os.tmpdir(), 'xop-e2e-gajim-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
-const mapFile = path.join(dir, 'map.json');
-await writeFile(mapFile, JSON.stringify({ 'example.test': { host: '127.0.0.1', port: prosody.c2sPort, https: { hosts: [upload.domain], ports: [upload.httpsPort] } } }));
 const traceFile = path.join(dir, 'daemon.strace');
 const daemon = await startTracedDaemon(traceFile, ['--socks', '127.0.0.1:0', '--tor', `127.0.0.1:${tor.port}`, '--map', mapFile, '--log-level', 'trace']);
 t.teardown(() => daemon.stop());
