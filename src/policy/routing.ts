@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { normalizeDomain } from '../onionmap/domain.js';
+import { normalizeDomain, type DomainResult } from '../onionmap/domain.js';
 import { DEFAULT_CLIENT_PORT, HTTPS_PORT, type EntryStatus, type MapEntry } from '../onionmap/entry.js';
 import { validateOnion } from '../onionmap/onion-address.js';
 import type { OnionMap } from '../onionmap/onion-map.js';
@@ -109,9 +109,10 @@ export interface SocksPolicyOptions extends RouteOptions {
  * any other name through a Tor exit; the port selects the policy.
  */
 export function decideSocksRequest(map: OnionMap, host: string, port: number, options: SocksPolicyOptions): SocksDecision {
-  const https = httpsRequest(map, host, port, options);
+  const asked = askedHost(host);
+  const https = httpsRequest(map, asked, port, options);
   if (https) return https;
-  const target = socksDestination(map, host, options);
+  const target = socksDestination(map, asked, options);
   if (!target.ok) return target;
   const entry = target.domain ? map.get(target.domain) : undefined;
   let mode: SocksMode;
@@ -144,8 +145,8 @@ export function decideSocksRequest(map: OnionMap, host: string, port: number, op
  * goes to the entry's onion when it has a usable one; any other request through a Tor exit to
  * the name as given (refused in onion-only mode). Undefined when the request is not HTTPS.
  */
-function httpsRequest(map: OnionMap, rawHost: string, port: number, options: SocksPolicyOptions): SocksDecision | undefined {
-  const name = net.isIP(rawHost) === 0 ? normalizeDomain(rawHost) : undefined;
+function httpsRequest(map: OnionMap, asked: AskedHost, port: number, options: SocksPolicyOptions): SocksDecision | undefined {
+  const name = asked.name;
   const plainName = name?.ok && !name.domain.endsWith('.onion') ? name.domain : undefined;
   const entry = plainName === undefined ? undefined : map.httpsServiceOf(plainName);
   const named = entry?.https?.ports.includes(port) === true;
@@ -153,7 +154,7 @@ function httpsRequest(map: OnionMap, rawHost: string, port: number, options: Soc
   const https = (route: Route, destination: string): SocksDecision => ({ ok: true, mode: 'https', route, destination });
   if (plainName === undefined) {
     // An onion or an address: the general destination rules, at the asked port.
-    const target = socksDestination(map, rawHost, options);
+    const target = socksDestination(map, asked, options);
     return target.ok ? https({ ...target.route, port }, target.name) : target;
   }
   if (entry?.status === 'retired') return retired(entry);
@@ -165,18 +166,26 @@ function httpsRequest(map: OnionMap, rawHost: string, port: number, options: Soc
   return https({ kind: 'clearnet', host: plainName, port }, plainName);
 }
 
+/** The host a SOCKS client asked for: an address, or a name normalised once for every rule. */
+type AskedHost = { readonly address: string; readonly name?: undefined } | { readonly address?: undefined; readonly name: DomainResult };
+
+function askedHost(host: string): AskedHost {
+  return net.isIP(host) !== 0 ? { address: host } : { name: normalizeDomain(host) };
+}
+
 type Destination =
   | { readonly ok: true; readonly route: Route; readonly name: string; readonly domain?: string }
   | { readonly ok: false; readonly refusal: Refusal };
 
-function socksDestination(map: OnionMap, rawHost: string, options: SocksPolicyOptions): Destination {
-  if (net.isIP(rawHost) !== 0) {
+function socksDestination(map: OnionMap, asked: AskedHost, options: SocksPolicyOptions): Destination {
+  if (asked.address !== undefined) {
     // An address means the client resolved the name itself, outside Tor; only a user map may name one.
-    const mapped = map.entries().find((entry) => entry.host === rawHost);
+    const address = asked.address;
+    const mapped = map.entries().find((entry) => entry.host === address);
     if (!mapped || options.onionOnly) return { ok: false, refusal: refusal('socks-ip-destination') };
-    return { ok: true, route: { kind: 'clearnet', host: rawHost, port: mapped.port }, name: rawHost, domain: mapped.domain };
+    return { ok: true, route: { kind: 'clearnet', host: address, port: mapped.port }, name: address, domain: mapped.domain };
   }
-  const name = normalizeDomain(rawHost);
+  const name = asked.name;
   if (!name.ok) return { ok: false, refusal: refusal('socks-bad-destination', { problem: name.problem }) };
   if (name.domain.endsWith('.onion')) {
     const onion = validateOnion(name.domain);
